@@ -1,2 +1,15 @@
 //! satellite: a local Smart Licensing authority for IOS XR routers.
 //! The library holds every capability; `main.rs` only parses arguments and wires.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod server;
+pub mod storage;
+pub mod tls;

@@ -1,0 +1,77 @@
+//! `GET /api/openapi.json`: an OpenAPI 3 description built from the route table.
+//! Every route `api::configure` registers is listed in `ROUTES`.
+
+use actix_web::HttpResponse;
+use serde_json::{json, Map, Value};
+
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Example JSON body, when the route takes one.
+    pub body: Option<&'static str>,
+    pub public: bool,
+}
+
+pub const ROUTES: &[RouteDoc] = &[
+    RouteDoc { method: "post", path: "/oauth/token", summary: "Client-credentials grant: form fields grant_type=client_credentials, client_id, client_secret (or HTTP basic auth). Answers access_token, token_type Bearer, expires_in.", body: None, public: true },
+    RouteDoc { method: "get", path: "/api/openapi.json", summary: "This document.", body: None, public: true },
+    RouteDoc { method: "get", path: "/api/v1/accounts", summary: "Smart accounts the caller may read.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts", summary: "Create a smart account (system-admin).", body: Some(r#"{"name":"Forty-Two uLtd."}"#), public: false },
+    RouteDoc { method: "get", path: "/api/v1/accounts/{account}/virtual-accounts", summary: "Virtual accounts of a smart account.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/virtual-accounts", summary: "Create a virtual account (system-admin).", body: Some(r#"{"name":"IOSXR"}"#), public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/eula", summary: "Accept the Smart Software Licensing Agreement for the account; registrations are refused until then.", body: None, public: false },
+    RouteDoc { method: "get", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", summary: "Registration tokens of a virtual account with their state.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", summary: "Create a registration token (expiresAfterDays 1-365, default 30).", body: Some(r#"{"description":"lab routers","expiresAfterDays":30,"exportControlled":"Not Allowed","maxUses":10}"#), public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/revoke", summary: "Revoke registration tokens; devices already registered are unaffected.", body: Some(r#"{"tokens":["..."]}"#), public: false },
+];
+
+pub fn build() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for r in ROUTES {
+        let params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": r.summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "Success", "content": {"application/json": {}}},
+                "401": {"description": "No or invalid credentials", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "403": {"description": "Role does not allow this", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "404": {"description": "Not found", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "422": {"description": "Invalid request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        });
+        if let Some(example) = r.body {
+            let example: Value = serde_json::from_str(example).unwrap_or(Value::Null);
+            op["requestBody"] = json!({"content": {"application/json": {"example": example}}});
+        }
+        if r.path == "/oauth/token" {
+            op["requestBody"] = json!({"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"grant_type": {"type": "string"}, "client_id": {"type": "string"}, "client_secret": {"type": "string"}}}}}});
+        }
+        if r.public {
+            op["security"] = json!([]);
+        }
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "satellite API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Smart Licensing on-prem API. Authenticate with POST /oauth/token, then send Authorization: Bearer <token>."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ERROR"]}, "statusMessage": {"type": "string"}}}}
+        },
+        "security": [{"bearer": []}]
+    })
+}
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(build())
+}

@@ -1,0 +1,538 @@
+//! Command-line surface: argument definitions and the dispatch of each command to a service.
+//! Output formatting lives here; decisions do not.
+
+use crate::app::{self, cli_principal, Ctx};
+use crate::clock::Clock;
+use crate::config::{Config, Layer, LogFormat, ServerRole};
+use crate::domain::names::EntitlementTag;
+use crate::domain::roles::Role;
+use crate::domain::tokens::TokenSpec;
+use crate::storage::{settings, Store};
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "satellite",
+    version,
+    about = "Smart Licensing on-prem satellite and authority"
+)]
+pub struct Cli {
+    /// Data directory (database, keys, certificates) [env: SATELLITE_DATA] [default: ./data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// TOML configuration file [env: SATELLITE_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the console/API and device listeners until SIGTERM or SIGINT
+    Serve(ServeArgs),
+    /// Smart accounts
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Virtual accounts
+    #[command(subcommand)]
+    Va(VaCmd),
+    /// Console users
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API clients for /oauth/token
+    #[command(subcommand, name = "api-client")]
+    ApiClient(ApiClientCmd),
+    /// Smart Software Licensing Agreement
+    #[command(subcommand)]
+    Eula(EulaCmd),
+    /// Registration tokens
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Purchased licenses (added on the authority)
+    #[command(subcommand)]
+    License(LicenseCmd),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// satellite (default) or authority
+    #[arg(long, value_parser = ["satellite", "authority"])]
+    pub role: Option<String>,
+    /// Console and REST API address [env: SATELLITE_CONSOLE_ADDR] [default: 0.0.0.0:8443]
+    #[arg(long)]
+    pub console_addr: Option<std::net::SocketAddr>,
+    /// Device HTTP address [env: SATELLITE_DEVICE_HTTP_ADDR] [default: 0.0.0.0:80]
+    #[arg(long)]
+    pub device_http_addr: Option<std::net::SocketAddr>,
+    /// Device HTTPS address [env: SATELLITE_DEVICE_HTTPS_ADDR] [default: 0.0.0.0:443]
+    #[arg(long)]
+    pub device_https_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCmd {
+    /// Create a smart account
+    Create { name: String },
+    /// List smart accounts
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VaCmd {
+    /// Create a virtual account in a smart account
+    Create { account: String, va: String },
+    /// List the virtual accounts of a smart account
+    List { account: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add a console user; without --password-stdin a password is generated and printed once
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+        /// Account the user is limited to (repeatable; required for account-admin)
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+    },
+    /// List console users
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiClientCmd {
+    /// Create an API client; prints client_id and client_secret
+    Create {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+    },
+    /// List API clients
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EulaCmd {
+    /// Accept the agreement for an account
+    Accept {
+        #[arg(long)]
+        account: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a registration token; prints the token alone on stdout
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        va: String,
+        /// Days until expiry, 1 to 365
+        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
+        days: i64,
+        /// Maximum number of registrations
+        #[arg(long, allow_negative_numbers = true)]
+        uses: Option<i64>,
+        #[arg(long)]
+        export_controlled: bool,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List tokens of an account or one virtual account
+    List {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        va: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke tokens
+    Revoke {
+        #[arg(long)]
+        account: String,
+        #[arg(required = true)]
+        tokens: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LicenseCmd {
+    /// Add purchased licenses to a virtual account (authority only)
+    Add {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        va: String,
+        #[arg(long)]
+        tag: String,
+        #[arg(long, allow_negative_numbers = true)]
+        quantity: i64,
+        /// rtu, sia or tracking (default: from the catalog or the tag's suffix)
+        #[arg(long, value_parser = ["rtu", "sia", "tracking"])]
+        kind: Option<String>,
+        /// First day the licenses count (YYYY-MM-DD or RFC 3339)
+        #[arg(long)]
+        start: Option<String>,
+        /// Day the licenses stop counting (YYYY-MM-DD or RFC 3339)
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+/// Builds the effective configuration for the parsed command line.
+pub fn load_config(cli: &Cli) -> Result<(Config, Vec<String>)> {
+    let config_path = cli
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("SATELLITE_CONFIG").map(PathBuf::from));
+    let (file, warnings) = match config_path {
+        Some(p) => {
+            let (l, w) = Layer::from_file(&p)?;
+            (Some(l), w)
+        }
+        None => (None, Vec::new()),
+    };
+    let env = Layer::from_env_vars(|k| std::env::var(k).ok())?;
+    let mut flags = Layer {
+        data: cli.data.clone(),
+        ..Layer::default()
+    };
+    if let Command::Serve(s) = &cli.command {
+        flags.role = s
+            .role
+            .as_deref()
+            .map(ServerRole::parse)
+            .transpose()
+            .map_err(|e| anyhow!(e))?;
+        flags.console_addr = s.console_addr;
+        flags.device_http_addr = s.device_http_addr;
+        flags.device_https_addr = s.device_https_addr;
+    }
+    Ok((Config::build(file, env, flags)?, warnings))
+}
+
+pub fn init_logging(config: &Config, serving: bool) {
+    let default = if serving {
+        config.log_level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SATELLITE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens the data dir: database, clock, role, and the first admin on a new dir.
+pub fn open_ctx(config: &Config, clock: Clock, serving: bool) -> Result<Ctx> {
+    let store = Store::open(&config.data_dir)
+        .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+    let stored = store.read_blocking(|c| {
+        settings::get_setting(c, "role").map_err(crate::storage::StorageError::from)
+    })?;
+    let role = match (config.role, stored.as_deref()) {
+        (Some(r), _) => r,
+        (None, Some(s)) => ServerRole::parse(s).map_err(|e| anyhow!(e))?,
+        (None, None) => ServerRole::Satellite,
+    };
+    if serving && stored.as_deref() != Some(role.as_str()) {
+        if let Some(old) = &stored {
+            tracing::warn!(from = %old, to = role.as_str(), "data dir changes role");
+        }
+        store.write_blocking(move |c| {
+            settings::put_setting(c, "role", role.as_str())
+                .map_err(crate::storage::StorageError::from)
+        })?;
+    }
+    let ctx = Ctx { store, clock, role };
+    let supplied = std::env::var("SATELLITE_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if let Some(pw) = app::principals::bootstrap_admin(&ctx, supplied)? {
+        // Shown once, on the terminal, never through the log.
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "initialised {}: console user 'admin' with password: {pw}\nstore it now; it is not shown again (set SATELLITE_ADMIN_PASSWORD to choose it instead)",
+            config.data_dir.display()
+        );
+    }
+    Ok(ctx)
+}
+
+fn parse_date(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(t.and_utc());
+        }
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| anyhow!("date {s:?} must be YYYY-MM-DD or RFC 3339"))
+}
+
+fn read_password_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(pw)
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub async fn run_command(cmd: Command, ctx: &Ctx) -> Result<()> {
+    let me = cli_principal();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        Command::Serve(_) => unreachable!("serve is dispatched by main"),
+        Command::Account(AccountCmd::Create { name }) => {
+            let a = app::accounts::create_account(ctx, &me, &name).await?;
+            writeln!(out, "created smart account {}", a.name)?;
+        }
+        Command::Account(AccountCmd::List { format }) => {
+            let list = app::accounts::list_accounts(ctx, &me).await?;
+            match format {
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?,
+                Format::Csv => {
+                    writeln!(out, "name,eula_accepted_at")?;
+                    for a in list {
+                        writeln!(
+                            out,
+                            "{},{}",
+                            csv_field(&a.name),
+                            a.eula_accepted_at.map(rfc3339).unwrap_or_default()
+                        )?;
+                    }
+                }
+                Format::Table => {
+                    for a in list {
+                        let eula = if a.eula_accepted_at.is_some() {
+                            "EULA accepted"
+                        } else {
+                            "EULA not accepted"
+                        };
+                        writeln!(out, "{}\t{eula}", a.name)?;
+                    }
+                }
+            }
+        }
+        Command::Va(VaCmd::Create { account, va }) => {
+            let v = app::accounts::create_va(ctx, &me, &account, &va).await?;
+            writeln!(out, "created virtual account {}/{}", v.account, v.name)?;
+        }
+        Command::Va(VaCmd::List { account }) => {
+            for v in app::accounts::list_vas(ctx, &me, &account).await? {
+                writeln!(out, "{}", v.name)?;
+            }
+        }
+        Command::User(UserCmd::Add {
+            name,
+            role,
+            password_stdin,
+            accounts,
+        }) => {
+            let role = Role::parse(&role)?;
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (crate::auth::random_token(18)?, true)
+            };
+            let u = app::principals::add_user(ctx, &me, &name, role, &password, accounts).await?;
+            writeln!(out, "added user {} ({})", u.name, u.role)?;
+            if generated {
+                writeln!(out, "password: {password}")?;
+            }
+        }
+        Command::User(UserCmd::List) => {
+            for u in app::principals::list_users(ctx, &me).await? {
+                writeln!(
+                    out,
+                    "{}\t{}{}",
+                    u.name,
+                    u.role,
+                    if u.disabled { "\tdisabled" } else { "" }
+                )?;
+            }
+        }
+        Command::ApiClient(ApiClientCmd::Create {
+            name,
+            role,
+            accounts,
+        }) => {
+            let role = Role::parse(&role)?;
+            let k = app::principals::create_api_client(ctx, &me, &name, role, accounts).await?;
+            writeln!(out, "client_id: {}", k.client.client_id)?;
+            writeln!(out, "client_secret: {}", k.secret)?;
+        }
+        Command::ApiClient(ApiClientCmd::List) => {
+            for k in app::principals::list_api_clients(ctx, &me).await? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}{}",
+                    k.client_id,
+                    k.name,
+                    k.role,
+                    if k.revoked { "\trevoked" } else { "" }
+                )?;
+            }
+        }
+        Command::Eula(EulaCmd::Accept { account }) => {
+            let a = app::accounts::accept_eula(ctx, &me, &account).await?;
+            writeln!(out, "EULA accepted for {}", a.name)?;
+        }
+        Command::Token(TokenCmd::Create {
+            account,
+            va,
+            days,
+            uses,
+            export_controlled,
+            description,
+        }) => {
+            let spec =
+                TokenSpec::parse(Some(days), uses, export_controlled, description.as_deref())?;
+            let t = app::tokens::create(ctx, &me, &account, &va, spec).await?;
+            writeln!(out, "{}", t.token)?;
+        }
+        Command::Token(TokenCmd::List {
+            account,
+            va,
+            format,
+        }) => {
+            let list = app::tokens::list(ctx, &me, &account, va.as_deref()).await?;
+            let now = ctx.clock.now();
+            match format {
+                Format::Json => {
+                    let items: Vec<serde_json::Value> = list
+                        .iter()
+                        .map(|t| crate::api::accounts::token_json(t, now))
+                        .collect();
+                    writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+                }
+                Format::Csv => {
+                    writeln!(out, "token,virtual_account,description,state,expires,uses,max_uses,export_controlled,created_by")?;
+                    for t in &list {
+                        writeln!(
+                            out,
+                            "{},{},{},{},{},{},{},{},{}",
+                            t.token,
+                            csv_field(&t.virtual_account),
+                            csv_field(&t.description),
+                            t.state(now).as_str(),
+                            rfc3339(t.expires_at),
+                            t.uses,
+                            t.max_uses.map(|m| m.to_string()).unwrap_or_default(),
+                            t.export_controlled,
+                            csv_field(&t.created_by)
+                        )?;
+                    }
+                }
+                Format::Table => {
+                    for t in &list {
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}\texpires {}\tuses {}{}\t{}",
+                            t.token,
+                            t.virtual_account,
+                            t.state(now).as_str(),
+                            rfc3339(t.expires_at),
+                            t.uses,
+                            t.max_uses.map(|m| format!("/{m}")).unwrap_or_default(),
+                            t.description
+                        )?;
+                    }
+                }
+            }
+        }
+        Command::Token(TokenCmd::Revoke { account, tokens }) => {
+            let revoked = app::tokens::revoke(ctx, &me, &account, None, tokens).await?;
+            writeln!(out, "revoked {} token(s)", revoked.len())?;
+        }
+        Command::License(LicenseCmd::Add {
+            account,
+            va,
+            tag,
+            quantity,
+            kind,
+            start,
+            end,
+            description,
+        }) => {
+            app::require_authority(ctx, "adding purchased licenses")?;
+            let tag = EntitlementTag::parse(&tag)?;
+            let kind = match kind {
+                Some(k) => k,
+                None => default_kind(tag.as_str()).to_string(),
+            };
+            let spec = app::licenses::LicenseSpec {
+                tag,
+                description,
+                kind,
+                quantity,
+                starts_at: start.as_deref().map(parse_date).transpose()?,
+                ends_at: end.as_deref().map(parse_date).transpose()?,
+            };
+            let l = app::licenses::add(ctx, &me, &account, &va, spec).await?;
+            writeln!(
+                out,
+                "added {} x {} ({}) to {account}/{va}",
+                l.quantity, l.tag, l.kind
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The kind a tag has when the operator does not say.
+fn default_kind(tag: &str) -> &'static str {
+    if tag.ends_with("-TRK") || tag.contains("-TRK-") {
+        "tracking"
+    } else if tag.contains("-SIA") {
+        "sia"
+    } else {
+        "rtu"
+    }
+}

@@ -1,0 +1,172 @@
+//! `satellite serve`: binds the console and device listeners, serves until SIGTERM/SIGINT,
+//! then stops accepting, lets in-flight requests finish and flushes the database writer.
+
+use crate::api;
+use crate::app::Ctx;
+use crate::config::Config;
+use crate::tls;
+use actix_web::{middleware, web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+/// Shared by every handler of both listeners.
+pub struct AppState {
+    pub ctx: Ctx,
+    pub config: Config,
+}
+
+#[derive(Clone, Copy)]
+pub enum Surface {
+    Console,
+    DeviceHttp,
+    DeviceHttps,
+}
+
+impl Surface {
+    pub fn name(self) -> &'static str {
+        match self {
+            Surface::Console => "console",
+            Surface::DeviceHttp => "device-http",
+            Surface::DeviceHttps => "device-https",
+        }
+    }
+    fn option(self) -> &'static str {
+        match self {
+            Surface::Console => "--console-addr (SATELLITE_CONSOLE_ADDR, console_addr)",
+            Surface::DeviceHttp => {
+                "--device-http-addr (SATELLITE_DEVICE_HTTP_ADDR, device_http_addr)"
+            }
+            Surface::DeviceHttps => {
+                "--device-https-addr (SATELLITE_DEVICE_HTTPS_ADDR, device_https_addr)"
+            }
+        }
+    }
+}
+
+fn bind(surface: Surface, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} for {}: {e}; choose another address with {}",
+            surface.name(),
+            surface.option()
+        )
+    })
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok\n")
+}
+
+fn security_headers() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Strict-Transport-Security", "max-age=31536000"))
+}
+
+/// Runs until a stop signal. Prints `listening <surface> <addr>` for each bound listener.
+pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
+    let material = tls::load_or_generate(
+        &config.data_dir,
+        config.tls_cert.as_deref().zip(config.tls_key.as_deref()),
+        config.public_host.as_deref(),
+    )
+    .context("TLS setup")?;
+    let console = bind(Surface::Console, config.console_addr)?;
+    let dev_http = bind(Surface::DeviceHttp, config.device_http_addr)?;
+    let dev_https = bind(Surface::DeviceHttps, config.device_https_addr)?;
+    {
+        let mut out = std::io::stdout().lock();
+        for (s, l) in [
+            (Surface::Console, &console),
+            (Surface::DeviceHttp, &dev_http),
+            (Surface::DeviceHttps, &dev_https),
+        ] {
+            writeln!(out, "listening {} {}", s.name(), l.local_addr()?)?;
+        }
+        out.flush()?;
+    }
+    tracing::info!(role = ctx.role.as_str(), cert = %material.cert_path.display(), "serving");
+
+    let state = web::Data::new(AppState {
+        ctx: ctx.clone(),
+        config: config.clone(),
+    });
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2);
+
+    let console_state = state.clone();
+    let console_server = HttpServer::new(move || {
+        App::new()
+            .app_data(console_state.clone())
+            .wrap(security_headers())
+            .wrap(middleware::Compress::default())
+            .route("/healthz", web::get().to(healthz))
+            .configure(api::configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .client_request_timeout(Duration::from_secs(10))
+    .listen_rustls_0_23(console, (*material.config).clone())?
+    .run();
+
+    let device_state = state.clone();
+    let device_server = HttpServer::new(move || {
+        App::new()
+            .app_data(device_state.clone())
+            .route("/healthz", web::get().to(healthz))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .client_request_timeout(Duration::from_secs(10))
+    .listen(dev_http)?
+    .listen_rustls_0_23(dev_https, (*material.config).clone())?
+    .run();
+
+    let console_handle = console_server.handle();
+    let device_handle = device_server.handle();
+    let console_task = tokio::spawn(console_server);
+    let device_task = tokio::spawn(device_server);
+
+    wait_for_signal().await;
+    tracing::info!("stop requested: finishing in-flight requests");
+    // Devices first: their acknowledgements depend on the writer still running.
+    device_handle.stop(true).await;
+    console_handle.stop(true).await;
+    let _ = console_task.await;
+    let _ = device_task.await;
+    ctx.store.close();
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
