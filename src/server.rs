@@ -77,6 +77,9 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         config.public_host.as_deref(),
     )
     .context("TLS setup")?;
+    // Signal handlers go in before the listeners are announced: a supervisor may send
+    // SIGTERM as soon as it reads them.
+    let stop = StopSignal::install()?;
     let console = bind(Surface::Console, config.console_addr)?;
     let dev_http = bind(Surface::DeviceHttp, config.device_http_addr)?;
     let dev_https = bind(Surface::DeviceHttps, config.device_https_addr)?;
@@ -137,7 +140,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     let console_task = tokio::spawn(console_server);
     let device_task = tokio::spawn(device_server);
 
-    wait_for_signal().await;
+    stop.wait().await;
     tracing::info!("stop requested: finishing in-flight requests");
     // Devices first: their acknowledgements depend on the writer still running.
     device_handle.stop(true).await;
@@ -149,24 +152,24 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
+struct StopSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> anyhow::Result<StopSignal> {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        Ok(StopSignal {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
     }
 }
