@@ -11,5 +11,6 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod server;
+pub mod simulate;
 pub mod storage;
 pub mod tls;
