@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod licenses;
 pub mod oauth;
 pub mod openapi;
 
@@ -101,6 +102,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/accounts/{account}/virtual-accounts/{va}/tokens/revoke",
                 web::post().to(accounts::revoke_tokens),
+            )
+            .route(
+                "/accounts/{account}/licenses",
+                web::post().to(licenses::list),
+            )
+            .route(
+                "/accounts/{account}/licenses",
+                web::get().to(licenses::list),
+            )
+            .route(
+                "/accounts/{account}/virtual-accounts/{va}/licenses/transfer",
+                web::post().to(licenses::transfer),
             )
             .default_service(web::to(not_found)),
     );

@@ -24,6 +24,9 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "get", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", summary: "Registration tokens of a virtual account with their state.", body: None, public: false },
     RouteDoc { method: "post", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", summary: "Create a registration token (expiresAfterDays 1-365, default 30).", body: Some(r#"{"description":"lab routers","expiresAfterDays":30,"exportControlled":"Not Allowed","maxUses":10}"#), public: false },
     RouteDoc { method: "post", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/revoke", summary: "Revoke registration tokens; devices already registered are unaffected.", body: Some(r#"{"tokens":["..."]}"#), public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/licenses", summary: "Licenses per virtual account and tag: quantity, inUse, available, status, licenseType, substitutions. Paged with limit (max 1000) and offset.", body: Some(r#"{"virtualAccounts":["IOSXR"],"limit":50,"offset":0}"#), public: false },
+    RouteDoc { method: "get", path: "/api/v1/accounts/{account}/licenses", summary: "Same listing as POST, for every virtual account, first page.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses/transfer", summary: "Move unused licenses to another virtual account of the same smart account; refused beyond what is available.", body: Some(r#"{"licenses":[{"license":"ESS-AC-100G-RTU-1","quantity":1,"targetVirtualAccount":"LAB"}]}"#), public: false },
 ];
 
 pub fn build() -> Value {

@@ -96,3 +96,114 @@ pub async fn add(
         })
         .await
 }
+
+/// One line of the licenses listing: a tag's compliance in one virtual account.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LicenseLine {
+    pub virtual_account: String,
+    pub compliance: crate::domain::compliance::TagCompliance,
+}
+
+/// Compliance per virtual account and tag for the named VAs (all of the account when empty).
+pub async fn list(
+    ctx: &Ctx,
+    who: &Principal,
+    account: &str,
+    vas: Vec<String>,
+) -> AppResult<Vec<LicenseLine>> {
+    let now = ctx.clock.now();
+    let (account, who) = (account.to_string(), who.clone());
+    ctx.store
+        .read(move |c| {
+            let acc = super::accounts::account_named(c, &account)?;
+            require(&who, Permission::Read, Some(acc.id))?;
+            let targets = if vas.is_empty() {
+                crate::storage::accounts::list_vas(c, Some(acc.id))?
+            } else {
+                vas.iter()
+                    .map(|v| va_named(c, &account, v))
+                    .collect::<AppResult<Vec<_>>>()?
+            };
+            let mut out = Vec::new();
+            for v in targets {
+                let summary = super::compliance::va_compliance(c, v.id, now)?;
+                out.extend(summary.tags.into_iter().map(|t| LicenseLine {
+                    virtual_account: v.name.clone(),
+                    compliance: t,
+                }));
+            }
+            Ok(out)
+        })
+        .await
+}
+
+pub struct TransferItem {
+    pub tag: EntitlementTag,
+    pub quantity: i64,
+    pub target_va: String,
+}
+
+/// Moves unused licenses between virtual accounts of one smart account, all items or none.
+pub async fn transfer(
+    ctx: &Ctx,
+    who: &Principal,
+    account: &str,
+    from_va: &str,
+    items: Vec<TransferItem>,
+) -> AppResult<usize> {
+    if items.is_empty() {
+        return Err(AppError::Invalid("no licenses named to transfer".into()));
+    }
+    let now = ctx.clock.now();
+    let (account, from_va, who) = (account.to_string(), from_va.to_string(), who.clone());
+    ctx.store
+        .write(move |c| {
+            let src = va_named(c, &account, &from_va)?;
+            require(&who, Permission::WriteAccount, Some(src.account_id))?;
+            for item in &items {
+                if item.quantity < 1 {
+                    return Err(AppError::Invalid(format!(
+                        "quantity for {} must be at least 1",
+                        item.tag
+                    )));
+                }
+                let dst = va_named(c, &account, &item.target_va)?;
+                if dst.id == src.id {
+                    return Err(AppError::Invalid(
+                        "source and target virtual account are the same".into(),
+                    ));
+                }
+                // Re-read after each item so several items of one tag cannot overdraw.
+                let summary = super::compliance::va_compliance(c, src.id, now)?;
+                let spare = summary
+                    .tag(item.tag.as_str())
+                    .map(|t| t.available.saturating_sub(t.in_use + t.substituted_to))
+                    .unwrap_or(0);
+                if item.quantity as u64 > spare {
+                    return Err(AppError::Conflict(format!(
+                        "cannot transfer {} x {} from {from_va}: only {spare} available",
+                        item.quantity, item.tag
+                    )));
+                }
+                store::insert_transfer(
+                    c,
+                    src.id,
+                    dst.id,
+                    item.tag.as_str(),
+                    item.quantity,
+                    &who.name,
+                    now,
+                )?;
+                audit::record(
+                    c,
+                    now,
+                    &who.name,
+                    "license.transfer",
+                    &format!("{account}/{from_va} -> {account}/{}", dst.name),
+                    &format!("tag={} quantity={}", item.tag, item.quantity),
+                )?;
+            }
+            Ok(items.len())
+        })
+        .await
+}

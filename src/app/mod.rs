@@ -3,6 +3,7 @@
 //! The CLI, the REST API and the console all call these; none of them writes SQL itself.
 
 pub mod accounts;
+pub mod compliance;
 pub mod licenses;
 pub mod principals;
 pub mod tokens;
