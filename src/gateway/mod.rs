@@ -1,0 +1,2 @@
+pub mod callhome;
+pub mod message;
