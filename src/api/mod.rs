@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod licenses;
 pub mod oauth;
@@ -115,6 +116,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/accounts/{account}/virtual-accounts/{va}/licenses/transfer",
                 web::post().to(licenses::transfer),
             )
+            .route("/accounts/{account}/devices", web::post().to(devices::list))
+            .route("/accounts/{account}/devices", web::get().to(devices::list))
+            .route("/accounts/{account}/devices/remove", web::post().to(devices::remove))
+            .route("/accounts/{account}/devices/transfer", web::post().to(devices::transfer))
             .default_service(web::to(not_found)),
     );
 }

@@ -27,6 +27,10 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "post", path: "/api/v1/accounts/{account}/licenses", summary: "Licenses per virtual account and tag: quantity, inUse, available, status, licenseType, substitutions. Paged with limit (max 1000) and offset.", body: Some(r#"{"virtualAccounts":["IOSXR"],"limit":50,"offset":0}"#), public: false },
     RouteDoc { method: "get", path: "/api/v1/accounts/{account}/licenses", summary: "Same listing as POST, for every virtual account, first page.", body: None, public: false },
     RouteDoc { method: "post", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses/transfer", summary: "Move unused licenses to another virtual account of the same smart account; refused beyond what is available.", body: Some(r#"{"licenses":[{"license":"ESS-AC-100G-RTU-1","quantity":1,"targetVirtualAccount":"LAB"}]}"#), public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/devices", summary: "Product instances with status, last contact, registration expiry and licenses. Paged (limit max 1000, offset); search is a prefix of serial, PID or hostname.", body: Some(r#"{"virtualAccounts":["IOSXR"],"limit":50,"offset":0,"search":"FOX"}"#), public: false },
+    RouteDoc { method: "get", path: "/api/v1/accounts/{account}/devices", summary: "First page of product instances of every virtual account.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/devices/remove", summary: "Remove product instances; their licenses return to the pool.", body: Some(r#"{"productInstanceRemoveRequests":[{"sudi":{"udiPid":"NCS560-4","udiSerialNumber":"FOX2305P81D"}}]}"#), public: false },
+    RouteDoc { method: "post", path: "/api/v1/accounts/{account}/devices/transfer", summary: "Move product instances, with their usage, to another virtual account.", body: Some(r#"{"devices":[{"sudi":{"udiPid":"NCS560-4","udiSerialNumber":"FOX2305P81D"}}],"targetVirtualAccount":"LAB"}"#), public: false },
 ];
 
 pub fn build() -> Value {

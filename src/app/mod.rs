@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod compliance;
+pub mod devices;
 pub mod licenses;
 pub mod principals;
 pub mod tokens;

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod instances;
 pub mod licenses;
 pub mod migrate;
 pub mod principals;
