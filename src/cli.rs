@@ -56,6 +56,90 @@ pub enum Command {
     /// Purchased licenses (added on the authority)
     #[command(subcommand)]
     License(LicenseCmd),
+    /// Product instances (registered routers)
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Simulated IOS XR routers speaking the device protocol to a satellite
+    Simulate(SimulateArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCmd {
+    /// List product instances with their status
+    List {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        va: Option<String>,
+        /// Prefix of a serial number, PID or hostname
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Remove product instances (PID:SERIAL); their licenses return to the pool
+    Remove {
+        #[arg(long)]
+        account: String,
+        #[arg(required = true)]
+        sudi: Vec<String>,
+    },
+    /// Move product instances (PID:SERIAL) to another virtual account
+    Transfer {
+        #[arg(long)]
+        account: String,
+        #[arg(long = "to")]
+        target_va: String,
+        #[arg(required = true)]
+        sudi: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Satellite device URL, e.g. http://satellite or https://satellite:443
+    #[arg(long)]
+    pub url: String,
+    /// Registration token
+    #[arg(long)]
+    pub token: String,
+    /// Number of simulated routers
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Seed for serial numbers and hardware
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Make the first router the guide's NCS560-4 example
+    #[arg(long)]
+    pub seed_scenario: bool,
+    /// Authorization rounds after registering
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+    /// Seconds between authorization rounds
+    #[arg(long, default_value_t = 0)]
+    pub interval: u64,
+    /// Renew ID certificates after the rounds
+    #[arg(long)]
+    pub renew: bool,
+    /// Deregister every router at the end
+    #[arg(long)]
+    pub deregister: bool,
+    /// Trust this PEM certificate for https:// URLs
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Accept any certificate for https:// URLs
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print the first router's `show license` screens at the end
+    #[arg(long)]
+    pub show: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -328,7 +412,92 @@ pub async fn run_command(cmd: Command, ctx: &Ctx) -> Result<()> {
     let me = cli_principal();
     let mut out = std::io::stdout().lock();
     match cmd {
-        Command::Serve(_) => unreachable!("serve is dispatched by main"),
+        Command::Serve(_) | Command::Simulate(_) => {
+            bail!("this command is dispatched before the data dir is opened")
+        }
+        Command::Device(DeviceCmd::List {
+            account,
+            va,
+            search,
+            limit,
+            offset,
+            format,
+        }) => {
+            let page = app::devices::list(
+                ctx,
+                &me,
+                &account,
+                va.into_iter().collect(),
+                search,
+                limit,
+                offset,
+            )
+            .await?;
+            match format {
+                Format::Json => {
+                    let items: Vec<serde_json::Value> = page
+                        .devices
+                        .iter()
+                        .map(crate::api::devices::device_json)
+                        .collect();
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"devices": items, "totalRecords": page.total})
+                        )?
+                    )?;
+                }
+                Format::Csv => {
+                    writeln!(out, "udi_pid,udi_serial,hostname,virtual_account,status,last_contact,registration_expires")?;
+                    for d in &page.devices {
+                        let i = &d.instance;
+                        writeln!(
+                            out,
+                            "{},{},{},{},{},{},{}",
+                            csv_field(&i.udi_pid),
+                            csv_field(&i.udi_serial),
+                            csv_field(i.hostname.as_deref().unwrap_or("")),
+                            csv_field(&d.virtual_account),
+                            d.compliance.overall.as_str(),
+                            rfc3339(i.last_contact_at),
+                            rfc3339(crate::domain::compliance::registration_expires(
+                                i.last_renewed_at
+                            ))
+                        )?;
+                    }
+                }
+                Format::Table => {
+                    for d in &page.devices {
+                        let i = &d.instance;
+                        writeln!(
+                            out,
+                            "{}:{}\t{}\t{}\t{}\tlast contact {}",
+                            i.udi_pid,
+                            i.udi_serial,
+                            i.hostname.as_deref().unwrap_or("-"),
+                            d.virtual_account,
+                            d.compliance.overall.as_str(),
+                            rfc3339(i.last_contact_at)
+                        )?;
+                    }
+                    writeln!(out, "{} of {} device(s)", page.devices.len(), page.total)?;
+                }
+            }
+        }
+        Command::Device(DeviceCmd::Remove { account, sudi }) => {
+            let n = app::devices::remove(ctx, &me, &account, parse_sudis(&sudi)?).await?;
+            writeln!(out, "removed {n} device(s)")?;
+        }
+        Command::Device(DeviceCmd::Transfer {
+            account,
+            target_va,
+            sudi,
+        }) => {
+            let n =
+                app::devices::transfer(ctx, &me, &account, parse_sudis(&sudi)?, &target_va).await?;
+            writeln!(out, "transferred {n} device(s) to {target_va}")?;
+        }
         Command::Account(AccountCmd::Create { name }) => {
             let a = app::accounts::create_account(ctx, &me, &name).await?;
             writeln!(out, "created smart account {}", a.name)?;
@@ -522,6 +691,80 @@ pub async fn run_command(cmd: Command, ctx: &Ctx) -> Result<()> {
                 l.quantity, l.tag, l.kind
             )?;
         }
+    }
+    Ok(())
+}
+
+fn parse_sudis(items: &[String]) -> Result<Vec<app::devices::SudiRef>> {
+    items
+        .iter()
+        .map(|s| {
+            let (pid, serial) = s.split_once(':').ok_or_else(|| {
+                anyhow!("device {s:?} must be PID:SERIAL, e.g. NCS560-4:FOX2305P81D")
+            })?;
+            Ok(app::devices::SudiRef {
+                pid: pid.to_string(),
+                serial: serial.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Runs `satellite simulate`: it talks to a satellite over the wire only.
+pub async fn run_simulate(a: SimulateArgs) -> Result<()> {
+    use crate::simulate::{fleet, show};
+    if a.devices == 0 {
+        bail!("--devices must be at least 1");
+    }
+    let ca_pem = match &a.ca {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let opts = fleet::FleetOptions {
+        url: a.url.clone(),
+        token: a.token.clone(),
+        devices: a.devices,
+        concurrency: a.concurrency,
+        seed: a.seed,
+        seed_scenario: a.seed_scenario,
+        rounds: a.rounds,
+        interval: std::time::Duration::from_secs(a.interval),
+        renew: a.renew,
+        deregister: a.deregister,
+        ca_pem,
+        insecure: a.insecure,
+    };
+    eprintln!("preparing {} simulated router(s)", a.devices);
+    let mut devices = fleet::make_devices(&opts).map_err(|e| anyhow!(e))?;
+    let phases = fleet::run(&opts, &mut devices, |st| {
+        println!("{}", st.line());
+    })
+    .await
+    .map_err(|e| anyhow!(e))?;
+    if a.show {
+        if let Some(d) = devices.first() {
+            let now = chrono::Utc::now();
+            for (cmd, text) in [
+                ("show license all", show::show_license_all(&d.state)),
+                ("show license summary", show::show_license_summary(&d.state)),
+                ("show license status", show::show_license_status(&d.state)),
+                ("show license usage", show::show_license_usage(&d.state)),
+                (
+                    "show license platform summary",
+                    show::show_license_platform_summary(&d.state),
+                ),
+            ] {
+                println!(
+                    "\nRouter# {cmd}\n{}\n{}",
+                    show::command_timestamp(&now),
+                    text.trim_end()
+                );
+            }
+        }
+    }
+    let errors: u64 = phases.iter().map(|p| p.errors.values().sum::<u64>()).sum();
+    if errors > 0 {
+        bail!("{errors} request(s) failed at the HTTP or transport level");
     }
     Ok(())
 }

@@ -34,6 +34,9 @@ fn run(args: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Command::Simulate(a) = args.command {
+        return runtime.block_on(cli::run_simulate(a));
+    }
     let ctx = cli::open_ctx(&config, clock, serving)?;
     let result = runtime.block_on(async {
         match args.command {

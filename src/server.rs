@@ -80,6 +80,18 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     // Signal handlers go in before the listeners are announced: a supervisor may send
     // SIGTERM as soon as it reads them.
     let stop = StopSignal::install()?;
+    let ca_dir = config.data_dir.join("device-ca");
+    std::fs::create_dir_all(&ca_dir).with_context(|| format!("creating {}", ca_dir.display()))?;
+    let device_ca = crate::crypto::device_ca::DeviceCa::load_or_create(
+        &ca_dir,
+        &format!("satellite device CA {}", tls::host_name()),
+        ctx.clock.now(),
+    )
+    .context("device CA")?;
+    let gateway = web::Data::new(crate::gateway::service::Gateway::new(
+        ctx.clone(),
+        std::sync::Arc::new(device_ca),
+    ));
     let console = bind(Surface::Console, config.console_addr)?;
     let dev_http = bind(Surface::DeviceHttp, config.device_http_addr)?;
     let dev_https = bind(Surface::DeviceHttps, config.device_https_addr)?;
@@ -125,7 +137,9 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     let device_server = HttpServer::new(move || {
         App::new()
             .app_data(device_state.clone())
+            .app_data(gateway.clone())
             .route("/healthz", web::get().to(healthz))
+            .configure(crate::gateway::http::configure)
     })
     .workers(workers)
     .disable_signals()

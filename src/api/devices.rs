@@ -60,7 +60,8 @@ pub async fn list(
     )
     .await?;
     let items: Vec<Value> = page.devices.iter().map(device_json).collect();
-    Ok(HttpResponse::Ok().json(json!({"status": "SUCCESS", "devices": items, "totalRecords": page.total})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"status": "SUCCESS", "devices": items, "totalRecords": page.total})))
 }
 
 #[derive(Deserialize)]
@@ -96,8 +97,15 @@ pub async fn remove(
     path: web::Path<String>,
     body: web::Json<RemoveBody>,
 ) -> ApiResult<HttpResponse> {
-    let n = devices::remove(&state.ctx, &caller.0, &path, refs(body.into_inner().product_instance_remove_requests)).await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "SUCCESS", "statusMessage": format!("{n} device(s) removed")})))
+    let n = devices::remove(
+        &state.ctx,
+        &caller.0,
+        &path,
+        refs(body.into_inner().product_instance_remove_requests),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"status": "SUCCESS", "statusMessage": format!("{n} device(s) removed")})))
 }
 
 #[derive(Deserialize)]
@@ -114,6 +122,14 @@ pub async fn transfer(
     body: web::Json<TransferBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let n = devices::transfer(&state.ctx, &caller.0, &path, refs(b.devices), &b.target_virtual_account).await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "SUCCESS", "statusMessage": format!("{n} device(s) transferred")})))
+    let n = devices::transfer(
+        &state.ctx,
+        &caller.0,
+        &path,
+        refs(b.devices),
+        &b.target_virtual_account,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"status": "SUCCESS", "statusMessage": format!("{n} device(s) transferred")})))
 }

@@ -118,8 +118,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/accounts/{account}/devices", web::post().to(devices::list))
             .route("/accounts/{account}/devices", web::get().to(devices::list))
-            .route("/accounts/{account}/devices/remove", web::post().to(devices::remove))
-            .route("/accounts/{account}/devices/transfer", web::post().to(devices::transfer))
+            .route(
+                "/accounts/{account}/devices/remove",
+                web::post().to(devices::remove),
+            )
+            .route(
+                "/accounts/{account}/devices/transfer",
+                web::post().to(devices::transfer),
+            )
             .default_service(web::to(not_found)),
     );
 }

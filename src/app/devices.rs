@@ -57,16 +57,23 @@ pub async fn list(
             require(&who, Permission::Read, Some(acc.id))?;
             let targets = scope_vas(c, &account, &vas)?;
             let ids: Vec<i64> = targets.iter().map(|v| v.id).collect();
-            let names: HashMap<i64, String> = targets.iter().map(|v| (v.id, v.name.clone())).collect();
+            let names: HashMap<i64, String> =
+                targets.iter().map(|v| (v.id, v.name.clone())).collect();
             let (rows, total) = instances::page(c, &ids, search.as_deref(), limit, offset)?;
             let mut cache: HashMap<i64, VaCompliance> = HashMap::new();
             let mut devices = Vec::with_capacity(rows.len());
             for inst in rows {
                 if !cache.contains_key(&inst.va_id) {
-                    cache.insert(inst.va_id, super::compliance::va_compliance(c, inst.va_id, now)?);
+                    cache.insert(
+                        inst.va_id,
+                        super::compliance::va_compliance(c, inst.va_id, now)?,
+                    );
                 }
                 let usage = instances::usage_of(c, inst.id)?;
-                let u: Vec<(String, u64)> = usage.iter().map(|(t, n)| (t.clone(), (*n).max(0) as u64)).collect();
+                let u: Vec<(String, u64)> = usage
+                    .iter()
+                    .map(|(t, n)| (t.clone(), (*n).max(0) as u64))
+                    .collect();
                 let view = match cache.get(&inst.va_id) {
                     Some(va) => compliance::instance_view(&u, va, inst.last_contact_at, now),
                     None => return Err(AppError::Internal("compliance cache miss".into())),
@@ -89,11 +96,7 @@ pub struct SudiRef {
     pub serial: String,
 }
 
-fn find_in_account(
-    c: &rusqlite::Connection,
-    account_id: i64,
-    s: &SudiRef,
-) -> AppResult<Instance> {
+fn find_in_account(c: &rusqlite::Connection, account_id: i64, s: &SudiRef) -> AppResult<Instance> {
     let inst = instances::find(c, &s.pid, &s.serial)?;
     let inst = match inst {
         Some(i) => i,
@@ -115,7 +118,12 @@ fn find_in_account(
 }
 
 /// Removes devices and returns their licenses; all or none.
-pub async fn remove(ctx: &Ctx, who: &Principal, account: &str, sudis: Vec<SudiRef>) -> AppResult<usize> {
+pub async fn remove(
+    ctx: &Ctx,
+    who: &Principal,
+    account: &str,
+    sudis: Vec<SudiRef>,
+) -> AppResult<usize> {
     if sudis.is_empty() {
         return Err(AppError::Invalid("no devices named".into()));
     }
@@ -128,7 +136,14 @@ pub async fn remove(ctx: &Ctx, who: &Principal, account: &str, sudis: Vec<SudiRe
             for s in &sudis {
                 let inst = find_in_account(c, acc.id, s)?;
                 instances::delete(c, inst.id)?;
-                audit::record(c, now, &who.name, "device.remove", &format!("{}:{}", s.pid, s.serial), &account)?;
+                audit::record(
+                    c,
+                    now,
+                    &who.name,
+                    "device.remove",
+                    &format!("{}:{}", s.pid, s.serial),
+                    &account,
+                )?;
             }
             Ok(sudis.len())
         })
@@ -156,7 +171,14 @@ pub async fn transfer(
             for s in &sudis {
                 let inst = find_in_account(c, acc.id, s)?;
                 instances::move_to_va(c, inst.id, dst.id)?;
-                audit::record(c, now, &who.name, "device.transfer", &format!("{}:{}", s.pid, s.serial), &format!("to {account}/{target}"))?;
+                audit::record(
+                    c,
+                    now,
+                    &who.name,
+                    "device.transfer",
+                    &format!("{}:{}", s.pid, s.serial),
+                    &format!("to {account}/{target}"),
+                )?;
             }
             Ok(sudis.len())
         })

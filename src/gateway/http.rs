@@ -12,17 +12,33 @@ pub const PATHS: [&str; 2] = [
 ];
 
 fn acceptable_type(req: &HttpRequest) -> bool {
-    match req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+    match req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
         // Some agents omit the header; the body is parsed strictly either way.
         None => true,
         Some(v) => {
-            let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            matches!(essence.as_str(), "text/xml" | "application/xml" | "application/soap+xml")
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            matches!(
+                essence.as_str(),
+                "text/xml" | "application/xml" | "application/soap+xml"
+            )
         }
     }
 }
 
-pub async fn device_request(gw: web::Data<Gateway>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn device_request(
+    gw: web::Data<Gateway>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     if !acceptable_type(&req) {
         return HttpResponse::UnsupportedMediaType()
             .content_type("text/plain; charset=utf-8")

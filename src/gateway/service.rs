@@ -76,7 +76,9 @@ impl Gateway {
         };
         let envelope = match message::decode_envelope(data) {
             Ok(e) => e,
-            Err(e) => return Answer::Unreadable(format!("unreadable smart-licensing attachment: {e}")),
+            Err(e) => {
+                return Answer::Unreadable(format!("unreadable smart-licensing attachment: {e}"))
+            }
         };
         let Some(kind) = envelope.request_kind() else {
             return Answer::Unreadable(format!("unknown message type {:?}", envelope.header.kind));
@@ -92,21 +94,39 @@ impl Gateway {
         };
         let result = match payload {
             RequestPayload::Register(p) => {
-                self.register(&envelope.payload, &envelope.signature.value, p, now).await
+                self.register(&envelope.payload, &envelope.signature.value, p, now)
+                    .await
             }
-            other => self.registered(kind, &envelope.payload, &envelope.signature.value, other, now).await,
+            other => {
+                self.registered(
+                    kind,
+                    &envelope.payload,
+                    &envelope.signature.value,
+                    other,
+                    now,
+                )
+                .await
+            }
         };
         match result {
             Ok(resp) => self.reply(&msg, kind, resp, now),
             Err(e) => {
                 tracing::warn!(error = %e, kind = kind.as_str(), "device request not stored");
-                Answer::Unavailable("the satellite cannot store this request now; retry later".into())
+                Answer::Unavailable(
+                    "the satellite cannot store this request now; retry later".into(),
+                )
             }
         }
     }
 
     /// Signs the payload with the response key and wraps it in a Call Home envelope.
-    fn reply(&self, req: &CallHome, kind: MessageType, resp: ResponsePayload, now: DateTime<Utc>) -> Answer {
+    fn reply(
+        &self,
+        req: &CallHome,
+        kind: MessageType,
+        resp: ResponsePayload,
+        now: DateTime<Utc>,
+    ) -> Answer {
         let payload = match resp.to_json() {
             Ok(p) => p,
             Err(e) => return Answer::Unavailable(format!("cannot encode the answer: {e}")),
@@ -116,7 +136,8 @@ impl Gateway {
             Err(e) => return Answer::Unavailable(format!("cannot sign the answer: {e}")),
         };
         let key_id = self.ca.response_key_id();
-        let data = message::encode_envelope(kind.response_type(), &payload, Some(&key_id), &signature);
+        let data =
+            message::encode_envelope(kind.response_type(), &payload, Some(&key_id), &signature);
         let session = Session {
             to: req.session.from.clone(),
             from: "satellite".into(),
@@ -133,12 +154,19 @@ impl Gateway {
 
     async fn keep_event(&self, msg: &CallHome, now: DateTime<Utc>) -> Answer {
         let device = msg.block.device.clone();
-        let serial = device.serial.clone().or_else(|| serial_from_message_id(&msg.session.message_id));
+        let serial = device
+            .serial
+            .clone()
+            .or_else(|| serial_from_message_id(&msg.session.message_id));
         let message_type = msg.block.message_type.clone();
         let message_id = msg.session.message_id.clone();
         let mut detail = format!("created {}", msg.block.creation_date);
         for a in &msg.block.attachments {
-            detail.push_str(&format!("\nattachment {:?} ({} bytes)", a.name, a.data.len()));
+            detail.push_str(&format!(
+                "\nattachment {:?} ({} bytes)",
+                a.name,
+                a.data.len()
+            ));
         }
         if let Some(c) = &msg.block.content_xml_text {
             detail.push('\n');
@@ -177,7 +205,9 @@ impl Gateway {
             )),
             Err(e) => {
                 tracing::warn!(error = %e, "Call Home event not stored");
-                Answer::Unavailable("the satellite cannot store this message now; retry later".into())
+                Answer::Unavailable(
+                    "the satellite cannot store this message now; retry later".into(),
+                )
             }
         }
     }
@@ -194,16 +224,28 @@ impl Gateway {
             Err(e) => return Ok(failed(ErrorCode::Malformed, format!("public_key: {e}"))),
         };
         if key.verify_b64(raw_payload.as_bytes(), signature).is_err() {
-            return Ok(failed(ErrorCode::BadSignature, "signature does not verify with the presented public key"));
+            return Ok(failed(
+                ErrorCode::BadSignature,
+                "signature does not verify with the presented public key",
+            ));
         }
         if let Some(r) = skew(&p.common, now) {
             return Ok(r);
         }
         let sudi = &p.common.sudi;
-        let cert = match self.ca.issue_id_cert(&sudi.udi_pid, &sudi.udi_serial_number, &p.public_key, now) {
-            Ok(c) => c,
-            Err(e) => return Ok(failed(ErrorCode::Malformed, format!("cannot certify this key: {e}"))),
-        };
+        let cert =
+            match self
+                .ca
+                .issue_id_cert(&sudi.udi_pid, &sudi.udi_serial_number, &p.public_key, now)
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    return Ok(failed(
+                        ErrorCode::Malformed,
+                        format!("cannot certify this key: {e}"),
+                    ))
+                }
+            };
         let chain = self.ca.ca_chain_pem();
         self.ctx
             .store
@@ -220,25 +262,36 @@ impl Gateway {
         now: DateTime<Utc>,
     ) -> Result<ResponsePayload, AppError> {
         let common = payload.common().clone();
-        let (pid, serial) = (common.sudi.udi_pid.clone(), common.sudi.udi_serial_number.clone());
+        let (pid, serial) = (
+            common.sudi.udi_pid.clone(),
+            common.sudi.udi_serial_number.clone(),
+        );
         let found = self
             .ctx
             .store
             .read(move |c| Ok::<_, AppError>(instances::find(c, &pid, &serial)?))
             .await?;
         let Some(inst) = found else {
-            return Ok(failed(ErrorCode::NotRegistered, "this device is not registered with this satellite"));
+            return Ok(failed(
+                ErrorCode::NotRegistered,
+                "this device is not registered with this satellite",
+            ));
         };
         let verified = VerifyingKey::from_spki_pem(&inst.public_key)
             .map(|k| k.verify_b64(raw_payload.as_bytes(), signature).is_ok())
             .unwrap_or(false);
         if !verified {
-            return Ok(failed(ErrorCode::BadSignature, "signature does not verify with the registered key"));
+            return Ok(failed(
+                ErrorCode::BadSignature,
+                "signature does not verify with the registered key",
+            ));
         }
         if let Some(r) = skew(&common, now) {
             return Ok(r);
         }
-        if kind != MessageType::Deregister && compliance::registration_expired(inst.last_renewed_at, now) {
+        if kind != MessageType::Deregister
+            && compliance::registration_expired(inst.last_renewed_at, now)
+        {
             return Ok(failed(
                 ErrorCode::NotRegistered,
                 format!(
@@ -248,7 +301,10 @@ impl Gateway {
             ));
         }
         let cert = if kind == MessageType::RenewId {
-            match self.ca.issue_id_cert(&inst.udi_pid, &inst.udi_serial, &inst.public_key, now) {
+            match self
+                .ca
+                .issue_id_cert(&inst.udi_pid, &inst.udi_serial, &inst.public_key, now)
+            {
                 Ok(c) => Some(c),
                 Err(e) => return Err(AppError::Internal(format!("certificate issue failed: {e}"))),
             }
@@ -261,8 +317,13 @@ impl Gateway {
             .store
             .write(move |c| {
                 // The device may have been removed or re-keyed since the read above.
-                let Some(inst) = instances::find(c, &inst.udi_pid, &inst.udi_serial)?.filter(|i| i.public_key == key) else {
-                    return Ok(failed(ErrorCode::NotRegistered, "this device is not registered with this satellite"));
+                let Some(inst) = instances::find(c, &inst.udi_pid, &inst.udi_serial)?
+                    .filter(|i| i.public_key == key)
+                else {
+                    return Ok(failed(
+                        ErrorCode::NotRegistered,
+                        "this device is not registered with this satellite",
+                    ));
                 };
                 if !instances::claim_nonce(c, &inst.udi_serial, &common.nonce, now)? {
                     return Ok(failed(ErrorCode::Replay, "this nonce was already used"));
@@ -275,10 +336,19 @@ impl Gateway {
                     RequestPayload::Authorize(a) => authorize_tx(c, &inst, &a, now),
                     RequestPayload::Deregister(_) => {
                         instances::delete(c, inst.id)?;
-                        event(c, &inst.udi_pid, &inst.udi_serial, "deregister", "deregistered; licenses returned to the pool", now)?;
+                        event(
+                            c,
+                            &inst.udi_pid,
+                            &inst.udi_serial,
+                            "deregister",
+                            "deregistered; licenses returned to the pool",
+                            now,
+                        )?;
                         Ok(ResponsePayload::success())
                     }
-                    RequestPayload::Register(_) => Err(AppError::Internal("register routed as registered".into())),
+                    RequestPayload::Register(_) => {
+                        Err(AppError::Internal("register routed as registered".into()))
+                    }
                 }
             })
             .await
@@ -308,7 +378,14 @@ fn skew(p: &CommonPayload, now: DateTime<Utc>) -> Option<ResponsePayload> {
     })
 }
 
-fn event(c: &Connection, pid: &str, serial: &str, kind: &str, detail: &str, now: DateTime<Utc>) -> rusqlite::Result<()> {
+fn event(
+    c: &Connection,
+    pid: &str,
+    serial: &str,
+    kind: &str,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
     instances::insert_event(
         c,
         &NewEvent {
@@ -350,16 +427,33 @@ fn register_tx(
     now: DateTime<Utc>,
 ) -> Result<ResponsePayload, AppError> {
     let Some(token) = tokens::find(c, &p.id_token)? else {
-        return Ok(failed(ErrorCode::TokenInvalid, "registration token not known to this satellite"));
+        return Ok(failed(
+            ErrorCode::TokenInvalid,
+            "registration token not known to this satellite",
+        ));
     };
     match token.state(now) {
         TokenState::Active => {}
-        TokenState::Revoked => return Ok(failed(ErrorCode::TokenRevoked, "registration token was revoked")),
+        TokenState::Revoked => {
+            return Ok(failed(
+                ErrorCode::TokenRevoked,
+                "registration token was revoked",
+            ))
+        }
         TokenState::Expired => {
-            return Ok(failed(ErrorCode::TokenExpired, format!("registration token expired on {}", rfc3339(token.expires_at))))
+            return Ok(failed(
+                ErrorCode::TokenExpired,
+                format!(
+                    "registration token expired on {}",
+                    rfc3339(token.expires_at)
+                ),
+            ))
         }
         TokenState::Exhausted => {
-            return Ok(failed(ErrorCode::TokenExhausted, "registration token has been used its maximum number of times"))
+            return Ok(failed(
+                ErrorCode::TokenExhausted,
+                "registration token has been used its maximum number of times",
+            ))
         }
     }
     let va = accounts::va_by_id(c, token.va_id)?
@@ -369,7 +463,10 @@ fn register_tx(
     if account.eula_accepted_at.is_none() {
         return Ok(failed(
             ErrorCode::EulaNotAccepted,
-            format!("the Smart Software Licensing Agreement has not been accepted for {}", account.name),
+            format!(
+                "the Smart Software Licensing Agreement has not been accepted for {}",
+                account.name
+            ),
         ));
     }
     let sudi = &p.common.sudi;
@@ -398,11 +495,22 @@ fn register_tx(
         &sudi.udi_pid,
         &sudi.udi_serial_number,
         "register",
-        &format!("registered to {}/{} with token#{}", account.name, va.name, token.id),
+        &format!(
+            "registered to {}/{} with token#{}",
+            account.name, va.name, token.id
+        ),
         now,
     )?;
     let mut resp = ResponsePayload::success();
-    identity(&mut resp, account.name, va.name, token.export_controlled, cert, chain, now);
+    identity(
+        &mut resp,
+        account.name,
+        va.name,
+        token.export_controlled,
+        cert,
+        chain,
+        now,
+    );
     Ok(resp)
 }
 
@@ -415,12 +523,33 @@ fn renew_tx(
     now: DateTime<Utc>,
 ) -> Result<ResponsePayload, AppError> {
     instances::record_renewal(c, inst.id, &cert.serial_hex, cert.not_after, now)?;
-    instances::touch(c, inst.id, common.hostname.as_deref(), common.software_version.as_deref(), now)?;
-    event(c, &inst.udi_pid, &inst.udi_serial, "renew_id", "ID certificate renewed", now)?;
+    instances::touch(
+        c,
+        inst.id,
+        common.hostname.as_deref(),
+        common.software_version.as_deref(),
+        now,
+    )?;
+    event(
+        c,
+        &inst.udi_pid,
+        &inst.udi_serial,
+        "renew_id",
+        "ID certificate renewed",
+        now,
+    )?;
     let va = accounts::va_by_id(c, inst.va_id)?
         .ok_or_else(|| AppError::Internal("instance without a virtual account".into()))?;
     let mut resp = ResponsePayload::success();
-    identity(&mut resp, va.account, va.name, inst.export_controlled, cert, chain, now);
+    identity(
+        &mut resp,
+        va.account,
+        va.name,
+        inst.export_controlled,
+        cert,
+        chain,
+        now,
+    );
     Ok(resp)
 }
 
@@ -430,11 +559,24 @@ fn authorize_tx(
     a: &message::AuthorizePayload,
     now: DateTime<Utc>,
 ) -> Result<ResponsePayload, AppError> {
-    let usage: Vec<(String, i64)> = a.entitlements.iter().map(|e| (e.tag.clone(), i64::from(e.count))).collect();
+    let usage: Vec<(String, i64)> = a
+        .entitlements
+        .iter()
+        .map(|e| (e.tag.clone(), i64::from(e.count)))
+        .collect();
     instances::replace_usage(c, inst.id, inst.va_id, &usage)?;
-    instances::touch(c, inst.id, a.common.hostname.as_deref(), a.common.software_version.as_deref(), now)?;
+    instances::touch(
+        c,
+        inst.id,
+        a.common.hostname.as_deref(),
+        a.common.software_version.as_deref(),
+        now,
+    )?;
     let va = crate::app::compliance::va_compliance(c, inst.va_id, now)?;
-    let usage_u: Vec<(String, u64)> = usage.iter().map(|(t, n)| (t.clone(), (*n).max(0) as u64)).collect();
+    let usage_u: Vec<(String, u64)> = usage
+        .iter()
+        .map(|(t, n)| (t.clone(), (*n).max(0) as u64))
+        .collect();
     let view = compliance::instance_view(&usage_u, &va, now, now);
     let grace = SiaGrace {
         used_seconds: inst.sia_grace_used_seconds,
@@ -459,7 +601,12 @@ fn authorize_tx(
             })
             .collect(),
         sia: SiaStatus {
-            status: if in_compliance { status::IN_COMPLIANCE } else { status::OUT_OF_COMPLIANCE }.to_string(),
+            status: if in_compliance {
+                status::IN_COMPLIANCE
+            } else {
+                status::OUT_OF_COMPLIANCE
+            }
+            .to_string(),
             reason: view.sia_out_of_compliance.map(|r| r.as_str().to_string()),
             grace_remaining_seconds: grace.remaining_seconds(now),
             upgrades_allowed: grace.upgrades_allowed(now, in_compliance),

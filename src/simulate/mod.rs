@@ -1,2 +1,4 @@
+pub mod client;
 pub mod device;
+pub mod fleet;
 pub mod show;

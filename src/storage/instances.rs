@@ -27,7 +27,8 @@ pub struct Instance {
     pub sia_ooc_since: Option<DateTime<Utc>>,
 }
 
-const SELECT: &str = "SELECT id, udi_pid, udi_serial, hostname, software_version, va_id, public_key,
+const SELECT: &str =
+    "SELECT id, udi_pid, udi_serial, hostname, software_version, va_id, public_key,
         export_controlled, registered_at, last_renewed_at, id_cert_serial, id_cert_not_after,
         last_contact_at, last_authorized_at, sia_grace_used_seconds, sia_ooc_since
    FROM product_instances";
@@ -80,7 +81,11 @@ pub struct Registration<'a> {
 
 /// Creates the instance, or re-registers an existing one (new key, maybe a new VA):
 /// its usage moves with it so the aggregates stay exact.
-pub fn upsert_registration(c: &Connection, r: &Registration<'_>, now: DateTime<Utc>) -> rusqlite::Result<i64> {
+pub fn upsert_registration(
+    c: &Connection,
+    r: &Registration<'_>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<i64> {
     if let Some(old) = find(c, r.udi_pid, r.udi_serial)? {
         if old.va_id != r.va_id {
             for (tag, count) in usage_of(c, old.id)? {
@@ -177,13 +182,20 @@ pub fn set_authorized(
 }
 
 pub fn usage_of(c: &Connection, id: i64) -> rusqlite::Result<Vec<(String, i64)>> {
-    let mut st = c.prepare_cached("SELECT tag, count FROM instance_usage WHERE instance_id = ?1 ORDER BY tag")?;
+    let mut st = c.prepare_cached(
+        "SELECT tag, count FROM instance_usage WHERE instance_id = ?1 ORDER BY tag",
+    )?;
     let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 
 /// Replaces the instance's usage with a full report and moves the VA aggregates by the difference.
-pub fn replace_usage(c: &Connection, id: i64, va_id: i64, new: &[(String, i64)]) -> rusqlite::Result<()> {
+pub fn replace_usage(
+    c: &Connection,
+    id: i64,
+    va_id: i64,
+    new: &[(String, i64)],
+) -> rusqlite::Result<()> {
     let old = usage_of(c, id)?;
     let mut delta: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
     for (t, n) in &old {
@@ -197,7 +209,9 @@ pub fn replace_usage(c: &Connection, id: i64, va_id: i64, new: &[(String, i64)])
     }
     c.prepare_cached("DELETE FROM instance_usage WHERE instance_id = ?1")?
         .execute([id])?;
-    let mut ins = c.prepare_cached("INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)")?;
+    let mut ins = c.prepare_cached(
+        "INSERT INTO instance_usage (instance_id, tag, count) VALUES (?1, ?2, ?3)",
+    )?;
     for (t, n) in new {
         if *n > 0 {
             ins.execute(params![id, t, n])?;
@@ -240,9 +254,16 @@ pub fn move_to_va(c: &Connection, id: i64, to_va: i64) -> rusqlite::Result<bool>
 }
 
 /// Records a nonce; false when it was seen before (a replay).
-pub fn claim_nonce(c: &Connection, serial: &str, nonce: &str, now: DateTime<Utc>) -> rusqlite::Result<bool> {
+pub fn claim_nonce(
+    c: &Connection,
+    serial: &str,
+    nonce: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
     let n = c
-        .prepare_cached("INSERT OR IGNORE INTO seen_nonces (udi_serial, nonce, seen_at) VALUES (?1, ?2, ?3)")?
+        .prepare_cached(
+            "INSERT OR IGNORE INTO seen_nonces (udi_serial, nonce, seen_at) VALUES (?1, ?2, ?3)",
+        )?
         .execute(params![serial, nonce, ts(now)])?;
     Ok(n == 1)
 }
@@ -310,7 +331,11 @@ pub fn page(
     limit: i64,
     offset: i64,
 ) -> rusqlite::Result<(Vec<Instance>, i64)> {
-    let va_list = va_ids.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+    let va_list = va_ids
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut filter = format!("va_id IN ({va_list})");
     let pattern = search.map(|s| format!("{}%", s.replace(['%', '_'], "")));
     if pattern.is_some() {
@@ -323,7 +348,9 @@ pub fn page(
         [&pattern],
         |r| r.get(0),
     )?;
-    let mut st = c.prepare(&format!("{SELECT} WHERE {filter} ORDER BY id LIMIT ?2 OFFSET ?3"))?;
+    let mut st = c.prepare(&format!(
+        "{SELECT} WHERE {filter} ORDER BY id LIMIT ?2 OFFSET ?3"
+    ))?;
     let rows = st.query_map(params![pattern, limit, offset], row)?;
     Ok((rows.collect::<Result<_, _>>()?, total))
 }

@@ -143,6 +143,15 @@ pub fn bump_usage_total(c: &Connection, va_id: i64, tag: &str, delta: i64) -> ru
     if delta == 0 {
         return Ok(());
     }
+    if delta < 0 {
+        // A decrement always follows the increment that created the row; the CHECK
+        // would refuse an upsert's proposed negative row before the conflict is seen.
+        c.prepare_cached(
+            "UPDATE usage_totals SET in_use = in_use + ?3 WHERE va_id = ?1 AND tag = ?2",
+        )?
+        .execute(params![va_id, tag, delta])?;
+        return Ok(());
+    }
     c.prepare_cached(
         "INSERT INTO usage_totals (va_id, tag, in_use) VALUES (?1, ?2, ?3)
          ON CONFLICT(va_id, tag) DO UPDATE SET in_use = in_use + excluded.in_use",
