@@ -92,6 +92,11 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         ctx.clone(),
         std::sync::Arc::new(device_ca),
     ));
+    // Today's snapshot before serving, so a process that was down at the scheduled
+    // time still has the row; its cost depends on accounts and tags, not devices.
+    if let Err(e) = crate::scheduler::snapshot_usage(&ctx, ctx.clock.now()).await {
+        tracing::warn!(error = %e, "usage snapshot at start failed");
+    }
     let console = bind(Surface::Console, config.console_addr)?;
     let dev_http = bind(Surface::DeviceHttp, config.device_http_addr)?;
     let dev_https = bind(Surface::DeviceHttps, config.device_https_addr)?;
@@ -149,6 +154,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     .listen_rustls_0_23(dev_https, (*material.config).clone())?
     .run();
 
+    crate::scheduler::start(ctx.clone());
     let console_handle = console_server.handle();
     let device_handle = device_server.handle();
     let console_task = tokio::spawn(console_server);

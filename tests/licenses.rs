@@ -125,6 +125,28 @@ async fn licenses_list_with_quantities_and_transfers_refuse_overdraw() {
     assert_eq!(find("LAB")["quantity"], 4);
     assert_eq!(find("LAB")["transferredIn"], 4);
 
+    // The snapshot taken at start records today's quantities.
+    let hist: Value = c
+        .get(s.console_url("/api/v1/accounts/Acme/virtual-accounts/CORE/usage-history?days=7"))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let row = hist["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["license"] == "ESS-AC-100G-RTU-1")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["date"], today.as_str(), "{hist}");
+    assert_eq!(row["quantity"], 10);
+    assert_eq!(row["inUse"], 0);
+
     // Paging.
     let v: Value = c
         .post(&url)

@@ -91,3 +91,25 @@ pub async fn transfer(
     Ok(HttpResponse::Ok()
         .json(json!({"status": "SUCCESS", "statusMessage": format!("{n} transfer(s) done")})))
 }
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    days: Option<i64>,
+}
+
+pub async fn usage_history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    q: web::Query<HistoryQuery>,
+) -> ApiResult<HttpResponse> {
+    let (account, va) = path.into_inner();
+    let rows =
+        licenses::usage_history(&state.ctx, &caller.0, &account, &va, q.days.unwrap_or(90)).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|s| json!({"date": s.day, "license": s.tag, "inUse": s.in_use, "quantity": s.available}))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({"status": "SUCCESS", "usage": items, "totalRecords": items.len()})))
+}

@@ -116,6 +116,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/accounts/{account}/virtual-accounts/{va}/licenses/transfer",
                 web::post().to(licenses::transfer),
             )
+            .route(
+                "/accounts/{account}/virtual-accounts/{va}/usage-history",
+                web::get().to(licenses::usage_history),
+            )
             .route("/accounts/{account}/devices", web::post().to(devices::list))
             .route("/accounts/{account}/devices", web::get().to(devices::list))
             .route(

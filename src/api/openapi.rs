@@ -31,6 +31,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "get", path: "/api/v1/accounts/{account}/devices", summary: "First page of product instances of every virtual account.", body: None, public: false },
     RouteDoc { method: "post", path: "/api/v1/accounts/{account}/devices/remove", summary: "Remove product instances; their licenses return to the pool.", body: Some(r#"{"productInstanceRemoveRequests":[{"sudi":{"udiPid":"NCS560-4","udiSerialNumber":"FOX2305P81D"}}]}"#), public: false },
     RouteDoc { method: "post", path: "/api/v1/accounts/{account}/devices/transfer", summary: "Move product instances, with their usage, to another virtual account.", body: Some(r#"{"devices":[{"sudi":{"udiPid":"NCS560-4","udiSerialNumber":"FOX2305P81D"}}],"targetVirtualAccount":"LAB"}"#), public: false },
+    RouteDoc { method: "get", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/usage-history", summary: "Daily usage snapshots (date, license, inUse, quantity) of the last ?days=N days (default 90).", body: None, public: false },
 ];
 
 pub fn build() -> Value {

@@ -207,3 +207,24 @@ pub async fn transfer(
         })
         .await
 }
+
+/// Daily snapshots of one virtual account since `days` ago.
+pub async fn usage_history(
+    ctx: &Ctx,
+    who: &Principal,
+    account: &str,
+    va: &str,
+    days: i64,
+) -> AppResult<Vec<crate::storage::snapshots::Snapshot>> {
+    let since = (ctx.clock.now() - chrono::Duration::days(days.clamp(1, 3660)))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (account, va, who) = (account.to_string(), va.to_string(), who.clone());
+    ctx.store
+        .read(move |c| {
+            let v = va_named(c, &account, &va)?;
+            require(&who, Permission::Read, Some(v.account_id))?;
+            Ok(crate::storage::snapshots::for_va(c, v.id, &since)?)
+        })
+        .await
+}

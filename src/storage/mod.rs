@@ -8,6 +8,7 @@ pub mod licenses;
 pub mod migrate;
 pub mod principals;
 pub mod settings;
+pub mod snapshots;
 pub mod tokens;
 mod writer;
 
