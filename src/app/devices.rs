@@ -63,11 +63,8 @@ pub async fn list(
             let mut cache: HashMap<i64, VaCompliance> = HashMap::new();
             let mut devices = Vec::with_capacity(rows.len());
             for inst in rows {
-                if !cache.contains_key(&inst.va_id) {
-                    cache.insert(
-                        inst.va_id,
-                        super::compliance::va_compliance(c, inst.va_id, now)?,
-                    );
+                if let std::collections::hash_map::Entry::Vacant(e) = cache.entry(inst.va_id) {
+                    e.insert(super::compliance::va_compliance(c, inst.va_id, now)?);
                 }
                 let usage = instances::usage_of(c, inst.id)?;
                 let u: Vec<(String, u64)> = usage

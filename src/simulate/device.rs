@@ -35,40 +35,6 @@ const LINE_CARD_TRACKING: &[(&str, &str)] = &[
     ("N560-IMA2C", "N560-IMA2C-TRK"),
 ];
 
-/// Descriptions the licensing back end attaches to the tags this model
-/// produces: those the guide's `show license all` prints, and the same
-/// wording pattern for the tiers it does not show.
-const DESCRIPTIONS: &[(&str, &str)] = &[
-    (
-        "ESS-AC-100G-RTU-1",
-        "Access Essentials SW Right-to-Use v1.0 per 100G",
-    ),
-    (
-        "ADV-AC-100G-RTU-1",
-        "Access Advantage SW Right-to-Use v1.0 per 100G",
-    ),
-    (
-        "ESS-AC-10G-RTU-1",
-        "Access Essentials SW Right-to-Use v1.0 per 10G",
-    ),
-    (
-        "ADV-AC-10G-RTU-1",
-        "Access Advantage SW Right-to-Use v1.0 per 10G",
-    ),
-    (
-        "N560-4-SYS-E-TRK",
-        "Tracking PID for N560-4-SYS-E Vortex ATO",
-    ),
-    (
-        "A900-IMA8Z-TRK",
-        "Tracking PID for ASR 900 8-port 10GE Interface Module",
-    ),
-    (
-        "A900-IMA8CS1ZM-TRK",
-        "Tracking PID for ASR 900 8/16-port 1GE + 1-port 10GE Interface Module",
-    ),
-];
-
 pub const ESS_100G_RTU: &str = "ESS-AC-100G-RTU-1";
 pub const ADV_100G_RTU: &str = "ADV-AC-100G-RTU-1";
 pub const ESS_10G_RTU: &str = "ESS-AC-10G-RTU-1";
@@ -99,10 +65,7 @@ pub fn line_card_tracking_tag(pid: &str) -> String {
 
 /// The back end's description of a tag, when this model knows it.
 pub fn known_description(tag: &str) -> Option<&'static str> {
-    DESCRIPTIONS
-        .iter()
-        .find(|(t, _)| *t == tag)
-        .map(|(_, d)| *d)
+    crate::domain::catalog::lookup(tag).map(|e| e.description)
 }
 
 impl Chassis {

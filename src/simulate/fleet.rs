@@ -207,61 +207,21 @@ pub async fn run(
     let client = http_client(opts)?;
     let url = endpoint(&opts.url);
     let c = opts.concurrency;
-    let mut all = Vec::new();
-    let st = phase(
-        "register",
-        MessageType::Register,
-        &client,
-        &url,
-        &opts.token,
-        devices,
-        c,
-    )
-    .await;
-    progress(&st);
-    all.push(st);
-    for round in 0..opts.rounds {
-        if round > 0 {
-            tokio::time::sleep(opts.interval).await;
-        }
-        let st = phase(
-            "authorize",
-            MessageType::Authorize,
-            &client,
-            &url,
-            &opts.token,
-            devices,
-            c,
-        )
-        .await;
-        progress(&st);
-        all.push(st);
-    }
+    let mut plan = vec![("register", MessageType::Register)];
+    plan.extend((0..opts.rounds).map(|_| ("authorize", MessageType::Authorize)));
     if opts.renew {
-        let st = phase(
-            "renew_id",
-            MessageType::RenewId,
-            &client,
-            &url,
-            &opts.token,
-            devices,
-            c,
-        )
-        .await;
-        progress(&st);
-        all.push(st);
+        plan.push(("renew_id", MessageType::RenewId));
     }
     if opts.deregister {
-        let st = phase(
-            "deregister",
-            MessageType::Deregister,
-            &client,
-            &url,
-            &opts.token,
-            devices,
-            c,
-        )
-        .await;
+        plan.push(("deregister", MessageType::Deregister));
+    }
+    let mut all = Vec::new();
+    for (i, (name, kind)) in plan.into_iter().enumerate() {
+        // Rounds after the first authorize wait for the interval, as a router's timer would.
+        if kind == MessageType::Authorize && i > 1 {
+            tokio::time::sleep(opts.interval).await;
+        }
+        let st = phase(name, kind, &client, &url, &opts.token, devices, c).await;
         progress(&st);
         all.push(st);
     }
