@@ -168,7 +168,8 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     let _ = console_task.await;
     let _ = device_task.await;
     ctx.store.close();
-    tracing::info!("stopped cleanly");
+    let w = ctx.store.writer_stats();
+    tracing::info!(jobs = w.jobs, commits = w.commits, "stopped cleanly");
     Ok(())
 }
 
