@@ -15,4 +15,5 @@ pub mod scheduler;
 pub mod server;
 pub mod simulate;
 pub mod storage;
+pub mod sync;
 pub mod tls;

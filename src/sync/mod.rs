@@ -1,0 +1,4 @@
+//! Synchronisation with upstream: the signed sync file and its members.
+//! One format, two transports (files carried by hand, or POSTed online).
+
+pub mod model;
