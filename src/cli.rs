@@ -61,6 +61,78 @@ pub enum Command {
     Device(DeviceCmd),
     /// Simulated IOS XR routers speaking the device protocol to a satellite
     Simulate(SimulateArgs),
+    /// Authority: satellite enrollment
+    #[command(subcommand)]
+    Enroll(EnrollCmd),
+    /// Authority: enrolled satellites and the virtual accounts they serve
+    Satellites,
+    /// Authority: write this authority's public key for satellites to pin
+    AuthorityKey {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Satellite: where and whom to sync with
+    #[command(subcommand)]
+    Upstream(UpstreamCmd),
+    /// Synchronisation with upstream (files or online)
+    #[command(subcommand)]
+    Sync(SyncCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EnrollCmd {
+    /// Register a satellite for an account; prints its one-time enrollment token
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        name: String,
+        /// Virtual account it serves (repeatable; default: those no other satellite serves)
+        #[arg(long = "va")]
+        vas: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UpstreamCmd {
+    /// Set the authority URL, the enrollment token and the authority's public key (pinned)
+    Set {
+        #[arg(long)]
+        url: String,
+        /// One-time token from `satellite enroll create` (not needed to change the URL later)
+        #[arg(long)]
+        enrollment_token: Option<String>,
+        /// PEM public key written by `satellite authority-key` on the authority
+        #[arg(long)]
+        authority_key: PathBuf,
+        /// PEM certificate of the authority's HTTPS listener to pin for online sync
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SyncCmd {
+    /// Satellite: write the sync request file (disconnected mode)
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Authority: answer a request file with a response file
+    Answer {
+        request: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Satellite: apply a response file
+    Import { response: PathBuf },
+    /// Satellite: one online sync now
+    Now,
+    /// Satellite: last success, last failure, pending changes, alerts
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -408,12 +480,164 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub async fn run_command(cmd: Command, ctx: &Ctx) -> Result<()> {
+pub async fn run_command(
+    cmd: Command,
+    ctx: &Ctx,
+    data_dir: &std::path::Path,
+    sync_schedule: &str,
+) -> Result<()> {
     let me = cli_principal();
     let mut out = std::io::stdout().lock();
     match cmd {
         Command::Serve(_) | Command::Simulate(_) => {
             bail!("this command is dispatched before the data dir is opened")
+        }
+        Command::Enroll(EnrollCmd::Create { account, name, vas }) => {
+            let e = app::sync::enroll_create(ctx, &me, &account, &name, vas).await?;
+            eprintln!(
+                "satellite {} will serve {}/{}",
+                e.satellite_id,
+                account,
+                e.virtual_accounts.join(", ")
+            );
+            writeln!(out, "{}", e.token)?;
+        }
+        Command::Satellites => {
+            for s in app::sync::satellites(ctx, &me).await? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}/{}\t{}\tlast sync {}\tinstances {}",
+                    s.satellite.satellite_id,
+                    s.satellite.name,
+                    s.account,
+                    s.virtual_accounts.join(","),
+                    if s.satellite.enrolled_at.is_some() {
+                        "enrolled"
+                    } else {
+                        "awaiting first sync"
+                    },
+                    s.satellite
+                        .last_sync_at
+                        .map(rfc3339)
+                        .unwrap_or_else(|| "never".into()),
+                    s.instances_reported
+                )?;
+            }
+        }
+        Command::AuthorityKey { out: path } => {
+            app::require_authority(ctx, "writing the authority key")?;
+            let keys = app::sync::key_pair(data_dir)?;
+            crate::crypto::keyfile::write_public(&path, keys.public_key_pem().as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            writeln!(
+                out,
+                "wrote {} (authority {})",
+                path.display(),
+                app::sync::authority_id(&keys.public_key_b64())
+            )?;
+        }
+        Command::Upstream(UpstreamCmd::Set {
+            url,
+            enrollment_token,
+            authority_key,
+            ca,
+        }) => {
+            let authority_key_pem = std::fs::read_to_string(&authority_key)
+                .with_context(|| format!("reading {}", authority_key.display()))?;
+            let ca_pem = match ca {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let id = app::sync::upstream_set(
+                ctx,
+                &me,
+                app::sync::UpstreamSpec {
+                    url,
+                    enrollment_token,
+                    authority_key_pem,
+                    ca_pem,
+                },
+            )
+            .await?;
+            writeln!(out, "upstream set; this satellite is {id}")?;
+        }
+        Command::Sync(SyncCmd::Export { out: path }) => {
+            progress("collecting product instances and changes…");
+            let bytes = app::sync::export(ctx, data_dir).await?;
+            crate::crypto::keyfile::write_public(&path, &bytes)
+                .with_context(|| format!("writing {}", path.display()))?;
+            writeln!(out, "wrote {} ({} bytes)", path.display(), bytes.len())?;
+        }
+        Command::Sync(SyncCmd::Answer { request, out: path }) => {
+            let bytes = read_bounded(&request)?;
+            progress(&format!("verifying and answering {}…", request.display()));
+            let answer = app::sync::answer(ctx, data_dir, bytes).await?;
+            crate::crypto::keyfile::write_public(&path, &answer)
+                .with_context(|| format!("writing {}", path.display()))?;
+            writeln!(out, "wrote {} ({} bytes)", path.display(), answer.len())?;
+        }
+        Command::Sync(SyncCmd::Import { response }) => {
+            let bytes = read_bounded(&response)?;
+            progress(&format!("verifying and applying {}…", response.display()));
+            let r = app::sync::import(ctx, &me.name, bytes).await?;
+            writeln!(
+                out,
+                "imported response {}: {} virtual account(s), {} license line(s), {} change(s) acknowledged",
+                r.sequence, r.virtual_accounts, r.licenses, r.changes_acknowledged
+            )?;
+        }
+        Command::Sync(SyncCmd::Now) => {
+            progress("synchronising with upstream…");
+            let r = crate::sync::online::sync_now(ctx, data_dir, &Default::default()).await?;
+            writeln!(
+                out,
+                "synchronised: response {} with {} virtual account(s), {} license line(s)",
+                r.sequence, r.virtual_accounts, r.licenses
+            )?;
+        }
+        Command::Sync(SyncCmd::Status { format }) => {
+            let sched = std::str::FromStr::from_str(sync_schedule).ok();
+            let st = app::sync::status(ctx, sched).await?;
+            match format {
+                Format::Json | Format::Csv => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&st)?)?
+                }
+                Format::Table => {
+                    writeln!(
+                        out,
+                        "upstream: {}",
+                        st.url.as_deref().unwrap_or("not configured")
+                    )?;
+                    writeln!(
+                        out,
+                        "satellite id: {}",
+                        st.satellite_id.as_deref().unwrap_or("-")
+                    )?;
+                    writeln!(out, "enrolled: {}", if st.enrolled { "yes" } else { "no" })?;
+                    writeln!(
+                        out,
+                        "last success: {}",
+                        st.last_success_at.as_deref().unwrap_or("never")
+                    )?;
+                    writeln!(
+                        out,
+                        "last failure: {} {}",
+                        st.last_failure_at.as_deref().unwrap_or("none"),
+                        st.last_failure.as_deref().unwrap_or("")
+                    )?;
+                    writeln!(
+                        out,
+                        "requests sent: {}  responses imported: {}  pending changes: {}",
+                        st.request_sequence, st.last_imported_response, st.pending_changes
+                    )?;
+                    for a in &st.alerts {
+                        writeln!(out, "ALERT: {a}")?;
+                    }
+                }
+            }
         }
         Command::Device(DeviceCmd::List {
             account,
@@ -693,6 +917,28 @@ pub async fn run_command(cmd: Command, ctx: &Ctx) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Progress for a person at a terminal; scripts see only the result or one error line.
+fn progress(msg: &str) {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("{msg}");
+    }
+}
+
+/// Reads a sync file from disk, refusing anything over the format's archive limit.
+fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>> {
+    let max = crate::sync::archive::Limits::default().max_archive_bytes;
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > max {
+        bail!(
+            "{} is {len} bytes, over the {max}-byte limit of a sync file",
+            path.display()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn parse_sudis(items: &[String]) -> Result<Vec<app::devices::SudiRef>> {

@@ -41,7 +41,7 @@ fn run(args: Cli) -> anyhow::Result<()> {
     let result = runtime.block_on(async {
         match args.command {
             Command::Serve(_) => satellite::server::run(config.clone(), ctx.clone()).await,
-            other => cli::run_command(other, &ctx).await,
+            other => cli::run_command(other, &ctx, &config.data_dir, &config.sync_schedule).await,
         }
     });
     ctx.store.close();

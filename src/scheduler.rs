@@ -56,8 +56,32 @@ async fn sleep_until_next(ctx: &Ctx, schedule: &cron::Schedule) {
     tokio::time::sleep(wait).await;
 }
 
+/// Connected mode: one online sync at each scheduled instant, when an upstream is set.
+fn start_sync(ctx: Ctx, data_dir: std::path::PathBuf, schedule: cron::Schedule) {
+    tokio::spawn(async move {
+        loop {
+            sleep_until_next(&ctx, &schedule).await;
+            if crate::app::sync::upstream(&ctx).await.is_err() {
+                continue;
+            }
+            match crate::sync::online::sync_now(&ctx, &data_dir, &Default::default()).await {
+                Ok(r) => tracing::info!(response = r.sequence, "scheduled sync done"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduled sync failed; serving from the last pool")
+                }
+            }
+        }
+    });
+}
+
 /// Starts the jobs on the current runtime; they end with it.
-pub fn start(ctx: Ctx) {
+pub fn start(ctx: Ctx, config: &crate::config::Config) {
+    if ctx.role == crate::config::ServerRole::Satellite {
+        match cron::Schedule::from_str(&config.sync_schedule) {
+            Ok(s) => start_sync(ctx.clone(), config.data_dir.clone(), s),
+            Err(e) => tracing::error!(error = %e, "sync schedule invalid"),
+        }
+    }
     let snap_ctx = ctx.clone();
     tokio::spawn(async move {
         let schedule = match cron::Schedule::from_str(SNAPSHOT_SCHEDULE) {

@@ -154,7 +154,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     .listen_rustls_0_23(dev_https, (*material.config).clone())?
     .run();
 
-    crate::scheduler::start(ctx.clone());
+    crate::scheduler::start(ctx.clone(), &config);
     let console_handle = console_server.handle();
     let device_handle = device_server.handle();
     let console_task = tokio::spawn(console_server);

@@ -8,6 +8,7 @@ pub mod error;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod sync;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use error::error_body;
@@ -77,6 +78,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/oauth/token", web::post().to(oauth::token))
     .route("/api/openapi.json", web::get().to(openapi::document))
     .service(
+        web::resource("/api/v1/sync")
+            .app_data(web::PayloadConfig::new(sync::body_limit()))
+            .route(web::post().to(sync::answer)),
+    )
+    .service(
+        web::resource("/api/v1/sync/import")
+            .app_data(web::PayloadConfig::new(sync::body_limit()))
+            .route(web::post().to(sync::import)),
+    )
+    .service(
         web::scope("/api/v1")
             .route("/accounts", web::get().to(accounts::list_accounts))
             .route("/accounts", web::post().to(accounts::create_account))
@@ -120,6 +131,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/accounts/{account}/virtual-accounts/{va}/usage-history",
                 web::get().to(licenses::usage_history),
             )
+            .route("/sync/status", web::get().to(sync::status))
+            .route("/sync/export", web::post().to(sync::export))
+            .route("/sync/now", web::post().to(sync::run_now))
+            .route("/satellites", web::get().to(sync::satellites))
             .route("/accounts/{account}/devices", web::post().to(devices::list))
             .route("/accounts/{account}/devices", web::get().to(devices::list))
             .route(

@@ -32,6 +32,12 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "post", path: "/api/v1/accounts/{account}/devices/remove", summary: "Remove product instances; their licenses return to the pool.", body: Some(r#"{"productInstanceRemoveRequests":[{"sudi":{"udiPid":"NCS560-4","udiSerialNumber":"FOX2305P81D"}}]}"#), public: false },
     RouteDoc { method: "post", path: "/api/v1/accounts/{account}/devices/transfer", summary: "Move product instances, with their usage, to another virtual account.", body: Some(r#"{"devices":[{"sudi":{"udiPid":"NCS560-4","udiSerialNumber":"FOX2305P81D"}}],"targetVirtualAccount":"LAB"}"#), public: false },
     RouteDoc { method: "get", path: "/api/v1/accounts/{account}/virtual-accounts/{va}/usage-history", summary: "Daily usage snapshots (date, license, inUse, quantity) of the last ?days=N days (default 90).", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/sync", summary: "Authority: body is a signed sync request file (application/zip); answers the signed response file. The file's signature by the enrolled satellite's key is the credential; an unsigned or unknown sender gets 401.", body: None, public: true },
+    RouteDoc { method: "get", path: "/api/v1/sync/status", summary: "Satellite: last success, last failure and why, next scheduled run, pending changes, alerts.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/sync/export", summary: "Satellite: produce the next sync request file (download).", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/sync/import", summary: "Satellite: apply a response file (body application/zip); refused files change nothing.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/sync/now", summary: "Satellite: one online sync now.", body: None, public: false },
+    RouteDoc { method: "get", path: "/api/v1/satellites", summary: "Authority: enrolled satellites, the virtual accounts each serves, last sync and reported instances.", body: None, public: false },
 ];
 
 pub fn build() -> Value {

@@ -8,6 +8,7 @@ use crate::error::{AppError, AppResult};
 use crate::storage::accounts::{self, VirtualAccount};
 use crate::storage::audit;
 use crate::storage::instances::{self, Instance};
+use crate::storage::sync as sync_store;
 use std::collections::HashMap;
 
 pub const MAX_PAGE: i64 = 1000;
@@ -125,6 +126,7 @@ pub async fn remove(
         return Err(AppError::Invalid("no devices named".into()));
     }
     let now = ctx.clock.now();
+    let track = ctx.role == crate::config::ServerRole::Satellite;
     let (account, who) = (account.to_string(), who.clone());
     ctx.store
         .write(move |c| {
@@ -132,6 +134,21 @@ pub async fn remove(
             require(&who, Permission::WriteAccount, Some(acc.id))?;
             for s in &sudis {
                 let inst = find_in_account(c, acc.id, s)?;
+                if track {
+                    let va = accounts::va_by_id(c, inst.va_id)?
+                        .map(|v| v.name)
+                        .unwrap_or_default();
+                    sync_store::record_change(
+                        c,
+                        "removed",
+                        &account,
+                        &va,
+                        Some(&s.pid),
+                        Some(&s.serial),
+                        Some(&format!("removed by {}", who.name)),
+                        now,
+                    )?;
+                }
                 instances::delete(c, inst.id)?;
                 audit::record(
                     c,
@@ -159,6 +176,7 @@ pub async fn transfer(
         return Err(AppError::Invalid("no devices named".into()));
     }
     let now = ctx.clock.now();
+    let track = ctx.role == crate::config::ServerRole::Satellite;
     let (account, who, target) = (account.to_string(), who.clone(), target_va.to_string());
     ctx.store
         .write(move |c| {
@@ -167,6 +185,18 @@ pub async fn transfer(
             let dst = va_named(c, &account, &target)?;
             for s in &sudis {
                 let inst = find_in_account(c, acc.id, s)?;
+                if track {
+                    sync_store::record_change(
+                        c,
+                        "transferred",
+                        &account,
+                        &target,
+                        Some(&s.pid),
+                        Some(&s.serial),
+                        Some(&format!("moved by {}", who.name)),
+                        now,
+                    )?;
+                }
                 instances::move_to_va(c, inst.id, dst.id)?;
                 audit::record(
                     c,

@@ -155,6 +155,7 @@ pub async fn transfer(
         return Err(AppError::Invalid("no licenses named to transfer".into()));
     }
     let now = ctx.clock.now();
+    let track = ctx.role == crate::config::ServerRole::Satellite;
     let (account, from_va, who) = (account.to_string(), from_va.to_string(), who.clone());
     ctx.store
         .write(move |c| {
@@ -202,6 +203,18 @@ pub async fn transfer(
                     &format!("{account}/{from_va} -> {account}/{}", dst.name),
                     &format!("tag={} quantity={}", item.tag, item.quantity),
                 )?;
+                if track {
+                    crate::storage::sync::record_change(
+                        c,
+                        "license_transferred",
+                        &account,
+                        &from_va,
+                        None,
+                        None,
+                        Some(&format!("{} x {} to {}", item.quantity, item.tag, dst.name)),
+                        now,
+                    )?;
+                }
             }
             Ok(items.len())
         })

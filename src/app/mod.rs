@@ -7,6 +7,7 @@ pub mod compliance;
 pub mod devices;
 pub mod licenses;
 pub mod principals;
+pub mod sync;
 pub mod tokens;
 
 use crate::clock::Clock;

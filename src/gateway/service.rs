@@ -14,6 +14,7 @@ use crate::domain::compliance::{self, SiaGrace};
 use crate::domain::tokens::TokenState;
 use crate::error::AppError;
 use crate::storage::instances::{self, Instance, NewEvent, Registration};
+use crate::storage::sync as sync_store;
 use crate::storage::{accounts, tokens};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rusqlite::Connection;
@@ -59,6 +60,11 @@ fn unreadable(e: &MessageError) -> bool {
 impl Gateway {
     pub fn new(ctx: Ctx, ca: Arc<DeviceCa>) -> Gateway {
         Gateway { ctx, ca }
+    }
+
+    /// A satellite reports registrations and removals upstream; an authority has no upstream.
+    fn tracks_changes(&self) -> bool {
+        self.ctx.role == crate::config::ServerRole::Satellite
     }
 
     pub fn ca(&self) -> &DeviceCa {
@@ -247,9 +253,10 @@ impl Gateway {
                 }
             };
         let chain = self.ca.ca_chain_pem();
+        let track = self.tracks_changes();
         self.ctx
             .store
-            .write(move |c| register_tx(c, &p, cert, chain, now))
+            .write(move |c| register_tx(c, &p, cert, chain, now, track))
             .await
     }
 
@@ -313,6 +320,7 @@ impl Gateway {
         };
         let chain = self.ca.ca_chain_pem();
         let key = inst.public_key.clone();
+        let track = self.tracks_changes();
         self.ctx
             .store
             .write(move |c| {
@@ -335,6 +343,20 @@ impl Gateway {
                     },
                     RequestPayload::Authorize(a) => authorize_tx(c, &inst, &a, now),
                     RequestPayload::Deregister(_) => {
+                        if track {
+                            if let Some(va) = accounts::va_by_id(c, inst.va_id)? {
+                                sync_store::record_change(
+                                    c,
+                                    "removed",
+                                    &va.account,
+                                    &va.name,
+                                    Some(&inst.udi_pid),
+                                    Some(&inst.udi_serial),
+                                    Some("deregistered by the device"),
+                                    now,
+                                )?;
+                            }
+                        }
                         instances::delete(c, inst.id)?;
                         event(
                             c,
@@ -425,6 +447,7 @@ fn register_tx(
     cert: IssuedCert,
     chain: Vec<String>,
     now: DateTime<Utc>,
+    track: bool,
 ) -> Result<ResponsePayload, AppError> {
     let Some(token) = tokens::find(c, &p.id_token)? else {
         return Ok(failed(
@@ -490,6 +513,18 @@ fn register_tx(
         now,
     )?;
     tokens::record_use(c, token.id)?;
+    if track {
+        sync_store::record_change(
+            c,
+            "registered",
+            &account.name,
+            &va.name,
+            Some(&sudi.udi_pid),
+            Some(&sudi.udi_serial_number),
+            None,
+            now,
+        )?;
+    }
     event(
         c,
         &sudi.udi_pid,

@@ -9,6 +9,7 @@ pub mod migrate;
 pub mod principals;
 pub mod settings;
 pub mod snapshots;
+pub mod sync;
 pub mod tokens;
 mod writer;
 

@@ -1,0 +1,104 @@
+//! Sync routes: the authority's `/api/v1/sync` (authenticated by the signed file itself)
+//! and a satellite's status, export, import and run-now.
+
+use super::auth::Caller;
+use super::error::{error_body, ApiResult};
+use crate::app::{require, sync as app_sync};
+use crate::domain::roles::Permission;
+use crate::server::AppState;
+use crate::sync::archive::Limits;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+use std::str::FromStr;
+
+/// Largest sync file accepted over HTTP.
+pub fn body_limit() -> usize {
+    Limits::default().max_archive_bytes as usize
+}
+
+/// Authority: answers a request file with a response file. The caller is whoever holds
+/// the enrolled satellite's key: the signature on the file is the credential.
+pub async fn answer(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    if body.is_empty() {
+        return error_body(
+            StatusCode::UNAUTHORIZED,
+            "a signed sync request file is required",
+        );
+    }
+    match app_sync::answer(&state.ctx, &state.config.data_dir, body.to_vec()).await {
+        Ok(bytes) => HttpResponse::Ok()
+            .content_type("application/zip")
+            .insert_header((
+                "Content-Disposition",
+                "attachment; filename=\"sync-response.zip\"",
+            ))
+            .body(bytes),
+        Err(e) => super::error::ApiError(e).into_response(),
+    }
+}
+
+fn schedule(state: &AppState) -> Option<cron::Schedule> {
+    cron::Schedule::from_str(&state.config.sync_schedule).ok()
+}
+
+pub async fn status(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    require(&caller.0, Permission::Read, None)?;
+    let mut s = app_sync::status(&state.ctx, schedule(&state)).await?;
+    let next = schedule(&state).and_then(|sch| sch.after(&state.ctx.clock.now()).next());
+    if !s.configured {
+        s.alerts.clear();
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "SUCCESS",
+        "sync": s,
+        "nextRun": next.map(|t| t.to_rfc3339()),
+    })))
+}
+
+pub async fn export(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    require(&caller.0, Permission::Administer, None)?;
+    let bytes = app_sync::export(&state.ctx, &state.config.data_dir).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            "Content-Disposition",
+            "attachment; filename=\"sync-request.zip\"",
+        ))
+        .body(bytes))
+}
+
+pub async fn import(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    require(&caller.0, Permission::Administer, None)?;
+    let r = app_sync::import(&state.ctx, &caller.0.name, body.to_vec()).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "SUCCESS",
+        "statusMessage": format!("imported response {}: {} virtual account(s), {} license line(s), {} change(s) acknowledged", r.sequence, r.virtual_accounts, r.licenses, r.changes_acknowledged),
+    })))
+}
+
+pub async fn run_now(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    require(&caller.0, Permission::Administer, None)?;
+    let r = crate::sync::online::sync_now(&state.ctx, &state.config.data_dir, &Default::default())
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "SUCCESS",
+        "statusMessage": format!("synchronised: response {} with {} virtual account(s)", r.sequence, r.virtual_accounts),
+    })))
+}
+
+pub async fn satellites(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    let list = app_sync::satellites(&state.ctx, &caller.0).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"status": "SUCCESS", "satellites": list, "totalRecords": list.len()})))
+}
+
+impl super::error::ApiError {
+    pub fn into_response(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}
