@@ -325,6 +325,20 @@ pub fn va_summary(
     in_use: &BTreeMap<String, u64>,
     now: DateTime<Utc>,
 ) -> VaCompliance {
+    va_summary_with(pool, transfers, in_use, now, &catalog::substitution_factor)
+}
+
+/// How many units of a lower tag one unit of a higher tag covers, if it may stand in.
+pub type HierarchyFn<'a> = &'a dyn Fn(&str, &str) -> Option<u32>;
+
+/// [`va_summary`] with the hierarchy supplied by the caller (the deployment's table).
+pub fn va_summary_with(
+    pool: &[PoolLicense],
+    transfers: &[TagAdjustment],
+    in_use: &BTreeMap<String, u64>,
+    now: DateTime<Utc>,
+    hierarchy: HierarchyFn<'_>,
+) -> VaCompliance {
     let mut names: BTreeSet<&str> = BTreeSet::new();
     names.extend(pool.iter().map(|line| line.tag.as_str()));
     names.extend(transfers.iter().map(|t| t.tag.as_str()));
@@ -375,7 +389,7 @@ pub fn va_summary(
         });
     }
 
-    apply_substitutions(&mut tags, &known);
+    apply_substitutions(&mut tags, &known, hierarchy);
 
     for (entry, is_known) in tags.iter_mut().zip(&known) {
         entry.status = if !is_known {
@@ -399,7 +413,7 @@ pub fn va_summary(
     }
 }
 
-fn apply_substitutions(tags: &mut [TagCompliance], known: &[bool]) {
+fn apply_substitutions(tags: &mut [TagCompliance], known: &[bool], hierarchy: HierarchyFn<'_>) {
     let rtu_index: Vec<usize> = (0..tags.len())
         .filter(|&i| tags[i].kind == LicenseKind::Rtu && known.get(i).copied().unwrap_or(false))
         .collect();
@@ -412,8 +426,7 @@ fn apply_substitutions(tags: &mut [TagCompliance], known: &[bool]) {
             if higher == lower {
                 continue;
             }
-            let Some(factor) = catalog::substitution_factor(&tags[higher].tag, &tags[lower].tag)
-            else {
+            let Some(factor) = hierarchy(&tags[higher].tag, &tags[lower].tag) else {
                 continue;
             };
             let factor = u64::from(factor.max(1));
