@@ -14,7 +14,9 @@ CREATE TABLE satellites (
     last_request_sequence  INTEGER NOT NULL DEFAULT 0,
     last_response_sequence INTEGER NOT NULL DEFAULT 0,
     last_sync_at           INTEGER,
-    -- The last answer, so a repeated request (a transfer cut off) gets the same file back.
+    -- The last answer, so a repeated request (a transfer cut off) gets the same file back;
+    -- only for the very same request bytes.
+    last_request_sha256    TEXT,
     last_response          BLOB
 );
 

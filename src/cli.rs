@@ -212,6 +212,10 @@ pub struct SimulateArgs {
     /// Print the first router's `show license` screens at the end
     #[arg(long)]
     pub show: bool,
+    /// Also measure `/healthz` with the same client and concurrency, and print each
+    /// phase's throughput as a ratio of it
+    #[arg(long)]
+    pub baseline: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -987,6 +991,28 @@ pub async fn run_simulate(a: SimulateArgs) -> Result<()> {
     })
     .await
     .map_err(|e| anyhow!(e))?;
+    if a.baseline {
+        let client = fleet::http_client(&opts).map_err(|e| anyhow!(e))?;
+        let base = fleet::healthz_baseline(
+            &client,
+            &fleet::endpoint(&opts.url),
+            a.devices.max(1000),
+            a.concurrency,
+        )
+        .await;
+        println!("{}", base.line());
+        for p in &phases {
+            let ratio = if base.rate() > 0.0 {
+                p.rate() / base.rate() * 100.0
+            } else {
+                0.0
+            };
+            println!(
+                "ratio {:<10} {:>6.1}% of healthz throughput (same client, concurrency {})",
+                p.name, ratio, a.concurrency
+            );
+        }
+    }
     if a.show {
         if let Some(d) = devices.first() {
             let now = chrono::Utc::now();

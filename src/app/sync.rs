@@ -191,10 +191,18 @@ fn answer_tx(
         store::enroll(c, sat.id, &key, now)?;
     }
     let seq = m.sequence as i64;
+    let digest = archive::sha256_hex(request);
     if seq == sat.last_request_sequence {
-        // The satellite did not get our answer (a cut transfer): send the same file again.
-        if let Some(prev) = store::last_response(c, sat.id)? {
-            return Ok(prev);
+        // The satellite did not get our answer (a cut transfer) and sends the very same
+        // file again: answer with the same file, applying nothing twice.
+        let (prev_digest, prev) = store::last_exchange(c, sat.id)?;
+        if let (Some(d), Some(prev)) = (prev_digest, prev) {
+            if d == digest {
+                return Ok(prev);
+            }
+            return Err(refuse(format!(
+                "request sequence {seq} was already answered for different content"
+            )));
         }
     }
     if seq <= sat.last_request_sequence {
@@ -310,7 +318,7 @@ fn answer_tx(
         keys,
     )
     .map_err(|e| AppError::Internal(format!("writing the response: {e}")))?;
-    store::record_answer(c, sat.id, seq, response_seq, &bytes, now)?;
+    store::record_answer(c, sat.id, seq, &digest, response_seq, &bytes, now)?;
     audit::record(
         c,
         now,

@@ -141,6 +141,61 @@ pub fn make_devices(opts: &FleetOptions) -> Result<Vec<SimDevice>, String> {
         .collect()
 }
 
+/// The same client and concurrency against `/healthz`: the ceiling the server's HTTP
+/// stack allows, so device throughput can be reported as a ratio of it.
+pub async fn healthz_baseline(
+    client: &reqwest::Client,
+    url: &str,
+    requests: usize,
+    concurrency: usize,
+) -> PhaseStats {
+    let health = match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_path("/healthz");
+            u.to_string()
+        }
+        Err(_) => format!("{url}/healthz"),
+    };
+    let started = Instant::now();
+    let results: Vec<(Duration, Result<(), String>)> = stream::iter(0..requests)
+        .map(|_| {
+            let health = health.clone();
+            async move {
+                let t0 = Instant::now();
+                let r = client
+                    .get(&health)
+                    .send()
+                    .await
+                    .map_err(|_| "connect".to_string())
+                    .and_then(|r| {
+                        if r.status().is_success() {
+                            Ok(())
+                        } else {
+                            Err(format!("http-{}", r.status().as_u16()))
+                        }
+                    });
+                (t0.elapsed(), r)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut st = PhaseStats {
+        name: "healthz".into(),
+        elapsed: started.elapsed(),
+        ..PhaseStats::default()
+    };
+    for (took, r) in results {
+        st.sent += 1;
+        st.latencies.push(took);
+        match r {
+            Ok(()) => st.ok += 1,
+            Err(e) => *st.errors.entry(e).or_default() += 1,
+        }
+    }
+    st
+}
+
 /// Sends one message type from every device with bounded concurrency.
 pub async fn phase(
     name: &str,

@@ -71,11 +71,15 @@ pub fn satellites(c: &Connection) -> rusqlite::Result<Vec<SatelliteRow>> {
     rows.collect()
 }
 
-pub fn last_response(c: &Connection, id: i64) -> rusqlite::Result<Option<Vec<u8>>> {
+/// The stored answer and the digest of the request it answered.
+pub fn last_exchange(
+    c: &Connection,
+    id: i64,
+) -> rusqlite::Result<(Option<String>, Option<Vec<u8>>)> {
     c.query_row(
-        "SELECT last_response FROM satellites WHERE id = ?1",
+        "SELECT last_request_sha256, last_response FROM satellites WHERE id = ?1",
         [id],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
 
@@ -93,18 +97,27 @@ pub fn enroll(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn record_answer(
     c: &Connection,
     id: i64,
     request_sequence: i64,
+    request_sha256: &str,
     response_sequence: i64,
     response: &[u8],
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE satellites SET last_request_sequence = ?2, last_response_sequence = ?3,
-             last_response = ?4, last_sync_at = ?5 WHERE id = ?1",
-        params![id, request_sequence, response_sequence, response, ts(now)],
+             last_response = ?4, last_sync_at = ?5, last_request_sha256 = ?6 WHERE id = ?1",
+        params![
+            id,
+            request_sequence,
+            response_sequence,
+            response,
+            ts(now),
+            request_sha256
+        ],
     )?;
     Ok(())
 }
