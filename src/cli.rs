@@ -77,6 +77,18 @@ pub enum Command {
     /// Synchronisation with upstream (files or online)
     #[command(subcommand)]
     Sync(SyncCmd),
+    /// Register synthetic product instances in bulk, for scale measurements
+    Populate {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        va: String,
+        #[arg(long)]
+        devices: u64,
+        /// Instances per transaction
+        #[arg(long, default_value_t = 5000)]
+        batch: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -495,6 +507,14 @@ pub async fn run_command(
     match cmd {
         Command::Serve(_) | Command::Simulate(_) => {
             bail!("this command is dispatched before the data dir is opened")
+        }
+        Command::Populate { account, va, devices, batch } => {
+            let started = std::time::Instant::now();
+            let n = app::populate::populate(ctx, &me, &account, &va, devices, batch, |done| {
+                progress(&format!("{done}/{devices} instances"));
+            })
+            .await?;
+            writeln!(out, "registered {n} synthetic instance(s) in {:.1} s", started.elapsed().as_secs_f64())?;
         }
         Command::Enroll(EnrollCmd::Create { account, name, vas }) => {
             let e = app::sync::enroll_create(ctx, &me, &account, &name, vas).await?;

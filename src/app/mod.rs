@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod compliance;
 pub mod devices;
 pub mod licenses;
+pub mod populate;
 pub mod principals;
 pub mod sync;
 pub mod tokens;

@@ -506,7 +506,7 @@ fn register_tx(
             va_id: va.id,
             public_key: &p.public_key,
             export_controlled: token.export_controlled,
-            token_id: token.id,
+            token_id: Some(token.id),
             id_cert_serial: &cert.serial_hex,
             id_cert_not_after: cert.not_after,
         },

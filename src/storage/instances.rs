@@ -74,7 +74,7 @@ pub struct Registration<'a> {
     pub va_id: i64,
     pub public_key: &'a str,
     pub export_controlled: bool,
-    pub token_id: i64,
+    pub token_id: Option<i64>,
     pub id_cert_serial: &'a str,
     pub id_cert_not_after: DateTime<Utc>,
 }
