@@ -508,13 +508,22 @@ pub async fn run_command(
         Command::Serve(_) | Command::Simulate(_) => {
             bail!("this command is dispatched before the data dir is opened")
         }
-        Command::Populate { account, va, devices, batch } => {
+        Command::Populate {
+            account,
+            va,
+            devices,
+            batch,
+        } => {
             let started = std::time::Instant::now();
             let n = app::populate::populate(ctx, &me, &account, &va, devices, batch, |done| {
                 progress(&format!("{done}/{devices} instances"));
             })
             .await?;
-            writeln!(out, "registered {n} synthetic instance(s) in {:.1} s", started.elapsed().as_secs_f64())?;
+            writeln!(
+                out,
+                "registered {n} synthetic instance(s) in {:.1} s",
+                started.elapsed().as_secs_f64()
+            )?;
         }
         Command::Enroll(EnrollCmd::Create { account, name, vas }) => {
             let e = app::sync::enroll_create(ctx, &me, &account, &name, vas).await?;

@@ -61,6 +61,32 @@ pub async fn healthz() -> HttpResponse {
         .body("ok\n")
 }
 
+/// Largest total size of a request's headers; a browser or script needs far less.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+fn headers_too_large(req: &actix_web::dev::ServiceRequest) -> bool {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    total > MAX_HEADER_BYTES
+}
+
+async fn limit_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if headers_too_large(&req) {
+        let resp =
+            HttpResponse::build(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("request headers over {MAX_HEADER_BYTES} bytes\n"));
+        return Ok(req.into_response(resp));
+    }
+    next.call(req).await.map(|r| r.map_into_boxed_body())
+}
+
 fn security_headers() -> middleware::DefaultHeaders {
     middleware::DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
@@ -128,6 +154,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
             .app_data(console_state.clone())
             .wrap(security_headers())
             .wrap(middleware::Compress::default())
+            .wrap(middleware::from_fn(limit_headers))
             .route("/healthz", web::get().to(healthz))
             .configure(api::configure)
     })
@@ -143,6 +170,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         App::new()
             .app_data(device_state.clone())
             .app_data(gateway.clone())
+            .wrap(middleware::from_fn(limit_headers))
             .route("/healthz", web::get().to(healthz))
             .configure(crate::gateway::http::configure)
     })

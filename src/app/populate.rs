@@ -20,10 +20,7 @@ pub async fn populate(
 ) -> AppResult<u64> {
     require(who, Permission::Administer, None)?;
     let (account, va) = (account.to_string(), va.to_string());
-    let target = ctx
-        .store
-        .read(move |c| va_named(c, &account, &va))
-        .await?;
+    let target = ctx.store.read(move |c| va_named(c, &account, &va)).await?;
     let batch = batch.clamp(1, 50_000);
     let mut done = 0;
     while done < count {
