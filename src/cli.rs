@@ -89,6 +89,12 @@ pub enum Command {
         #[arg(long, default_value_t = 5000)]
         batch: u64,
     },
+    /// Write one file with a consistent database copy and every key and certificate
+    Backup(BackupArgs),
+    /// Restore a backup into an empty (or new) data dir
+    Restore(RestoreArgs),
+    /// Check certificates, clock, host name, listeners and database; say what to fix
+    Doctor,
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,6 +151,19 @@ pub enum SyncCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The backup file to write (mode 0600: it holds private keys)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// A file written by `satellite backup`
+    pub file: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -505,7 +524,11 @@ pub async fn run_command(
     let me = cli_principal();
     let mut out = std::io::stdout().lock();
     match cmd {
-        Command::Serve(_) | Command::Simulate(_) => {
+        Command::Serve(_)
+        | Command::Simulate(_)
+        | Command::Backup(_)
+        | Command::Restore(_)
+        | Command::Doctor => {
             bail!("this command is dispatched before the data dir is opened")
         }
         Command::Populate {
@@ -987,6 +1010,56 @@ fn parse_sudis(items: &[String]) -> Result<Vec<app::devices::SudiRef>> {
             })
         })
         .collect()
+}
+
+/// Runs `backup`, `restore` and `doctor`: they must not initialise the data dir the way
+/// `open_ctx` does (restore needs it empty; the others only read).
+pub fn run_ops(cmd: Command, config: &Config, clock: &Clock) -> Result<()> {
+    use crate::ops::{backup, doctor};
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        Command::Backup(a) => {
+            let s = backup::backup(&config.data_dir, &a.out, clock.now())?;
+            for skipped in &s.skipped {
+                eprintln!("skipped {skipped}: not a regular file");
+            }
+            writeln!(
+                out,
+                "wrote {} ({} files, {} bytes before compression, schema version {})",
+                s.out.display(),
+                s.files,
+                s.bytes,
+                s.schema_version
+            )?;
+        }
+        Command::Restore(a) => {
+            let s = backup::restore(&a.file, &config.data_dir)?;
+            writeln!(
+                out,
+                "restored {} files into {} (backup of {}, schema version {})",
+                s.files,
+                config.data_dir.display(),
+                s.created_at,
+                s.schema_version
+            )?;
+        }
+        Command::Doctor => {
+            let checks = doctor::run(config, clock);
+            for c in &checks {
+                writeln!(out, "{c}")?;
+            }
+            out.flush()?;
+            let failed = checks
+                .iter()
+                .filter(|c| c.level == doctor::Level::Fail)
+                .count();
+            if failed > 0 {
+                bail!("{failed} check(s) failed");
+            }
+        }
+        _ => bail!("not an operations command"),
+    }
+    Ok(())
 }
 
 /// Runs `satellite simulate`: it talks to a satellite over the wire only.

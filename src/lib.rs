@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod gateway;
+pub mod ops;
 pub mod scheduler;
 pub mod server;
 pub mod simulate;

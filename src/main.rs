@@ -34,12 +34,16 @@ fn run(args: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if let Command::Simulate(a) = args.command {
-        return runtime.block_on(cli::run_simulate(a));
-    }
+    let command = match args.command {
+        Command::Simulate(a) => return runtime.block_on(cli::run_simulate(a)),
+        c @ (Command::Backup(_) | Command::Restore(_) | Command::Doctor) => {
+            return cli::run_ops(c, &config, &clock)
+        }
+        c => c,
+    };
     let ctx = cli::open_ctx(&config, clock, serving)?;
     let result = runtime.block_on(async {
-        match args.command {
+        match command {
             Command::Serve(_) => satellite::server::run(config.clone(), ctx.clone()).await,
             other => cli::run_command(other, &ctx, &config.data_dir, &config.sync_schedule).await,
         }

@@ -32,7 +32,8 @@ impl Surface {
             Surface::DeviceHttps => "device-https",
         }
     }
-    fn option(self) -> &'static str {
+    /// The flag, variable and config key that move this listener.
+    pub fn option(self) -> &'static str {
         match self {
             Surface::Console => "--console-addr (SATELLITE_CONSOLE_ADDR, console_addr)",
             Surface::DeviceHttp => {
@@ -156,6 +157,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
             .wrap(middleware::Compress::default())
             .wrap(middleware::from_fn(limit_headers))
             .route("/healthz", web::get().to(healthz))
+            .route("/metrics", web::get().to(crate::ops::metrics::handler))
             .configure(api::configure)
     })
     .workers(workers)

@@ -13,6 +13,7 @@ use crate::crypto::ecdsa::VerifyingKey;
 use crate::domain::compliance::{self, SiaGrace};
 use crate::domain::tokens::TokenState;
 use crate::error::AppError;
+use crate::ops::metrics;
 use crate::storage::instances::{self, Instance, NewEvent, Registration};
 use crate::storage::sync as sync_store;
 use crate::storage::{accounts, tokens};
@@ -72,6 +73,15 @@ impl Gateway {
     }
 
     pub async fn handle(&self, body: &[u8]) -> Answer {
+        let answer = self.answer(body).await;
+        // Replies and 503s are counted where their message type is known.
+        if let Answer::Unreadable(_) = answer {
+            metrics::count_device_request("unknown", "unreadable");
+        }
+        answer
+    }
+
+    async fn answer(&self, body: &[u8]) -> Answer {
         let msg = match callhome::parse(body) {
             Ok(m) => m,
             Err(e) => return Answer::Unreadable(format!("unreadable Call Home message: {e}")),
@@ -118,6 +128,7 @@ impl Gateway {
             Ok(resp) => self.reply(&msg, kind, resp, now),
             Err(e) => {
                 tracing::warn!(error = %e, kind = kind.as_str(), "device request not stored");
+                metrics::count_device_request(kind.as_str(), "unavailable");
                 Answer::Unavailable(
                     "the satellite cannot store this request now; retry later".into(),
                 )
@@ -133,14 +144,26 @@ impl Gateway {
         resp: ResponsePayload,
         now: DateTime<Utc>,
     ) -> Answer {
+        let outcome = resp
+            .error
+            .as_ref()
+            .map(|e| e.code.clone())
+            .unwrap_or_else(|| "success".into());
         let payload = match resp.to_json() {
             Ok(p) => p,
-            Err(e) => return Answer::Unavailable(format!("cannot encode the answer: {e}")),
+            Err(e) => {
+                metrics::count_device_request(kind.as_str(), "unavailable");
+                return Answer::Unavailable(format!("cannot encode the answer: {e}"));
+            }
         };
         let signature = match self.ca.response_signer().sign_b64(payload.as_bytes()) {
             Ok(s) => s,
-            Err(e) => return Answer::Unavailable(format!("cannot sign the answer: {e}")),
+            Err(e) => {
+                metrics::count_device_request(kind.as_str(), "unavailable");
+                return Answer::Unavailable(format!("cannot sign the answer: {e}"));
+            }
         };
+        metrics::count_device_request(kind.as_str(), &outcome);
         let key_id = self.ca.response_key_id();
         let data =
             message::encode_envelope(kind.response_type(), &payload, Some(&key_id), &signature);
@@ -197,6 +220,14 @@ impl Gateway {
                 Ok::<_, AppError>(())
             })
             .await;
+        metrics::count_device_request(
+            "event",
+            if stored.is_ok() {
+                "accepted"
+            } else {
+                "unavailable"
+            },
+        );
         match stored {
             Ok(()) => Answer::Reply(callhome::build(
                 &Session {
