@@ -130,6 +130,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
             .wrap(middleware::Compress::default())
             .route("/healthz", web::get().to(healthz))
             .configure(api::configure)
+            .configure(crate::console::configure)
     })
     .workers(workers)
     .disable_signals()

@@ -5,7 +5,10 @@ use super::StorageError;
 use rusqlite::Connection;
 
 /// (version, SQL). Versions are dense and start at 1; `PRAGMA user_version` holds the applied one.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../schema/0001_initial.sql")),
+    (2, include_str!("../../schema/0002_sessions.sql")),
+];
 
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
