@@ -139,6 +139,11 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(role = ctx.role.as_str(), cert = %material.cert_path.display(), "serving");
+    // Handlers see the addresses actually bound (port 0 resolved), e.g. for the router setup page.
+    let mut config = config;
+    config.console_addr = console.local_addr()?;
+    config.device_http_addr = dev_http.local_addr()?;
+    config.device_https_addr = dev_https.local_addr()?;
 
     let state = web::Data::new(AppState {
         ctx: ctx.clone(),
@@ -159,6 +164,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(crate::ops::metrics::handler))
             .configure(api::configure)
+            .configure(crate::console::configure)
     })
     .workers(workers)
     .disable_signals()

@@ -211,3 +211,104 @@ pub async fn transfer(
         })
         .await
 }
+
+/// One device with its status and its most recent events, as the console's detail page shows it.
+pub struct DeviceDetail {
+    pub device: DeviceView,
+    pub events: Vec<instances::Event>,
+}
+
+pub async fn detail(
+    ctx: &Ctx,
+    who: &Principal,
+    account: &str,
+    sudi: SudiRef,
+    events: i64,
+) -> AppResult<DeviceDetail> {
+    let now = ctx.clock.now();
+    let (account, who) = (account.to_string(), who.clone());
+    let events = events.clamp(0, 500);
+    ctx.store
+        .read(move |c| {
+            let acc = account_named(c, &account)?;
+            require(&who, Permission::Read, Some(acc.id))?;
+            let inst = find_in_account(c, acc.id, &sudi)?;
+            let va = super::compliance::va_compliance(c, inst.va_id, now)?;
+            let usage = instances::usage_of(c, inst.id)?;
+            let u: Vec<(String, u64)> = usage
+                .iter()
+                .map(|(t, n)| (t.clone(), (*n).max(0) as u64))
+                .collect();
+            let view = compliance::instance_view(&u, &va, inst.last_contact_at, now);
+            let va_name = accounts::va_by_id(c, inst.va_id)?
+                .map(|v| v.name)
+                .unwrap_or_default();
+            // Events are keyed by serial only; keep those that name another PID out.
+            let evs = instances::events_for(c, &inst.udi_serial, events)?
+                .into_iter()
+                .filter(|e| e.udi_pid.as_deref().is_none_or(|p| p == inst.udi_pid))
+                .collect();
+            Ok(DeviceDetail {
+                device: DeviceView {
+                    instance: inst,
+                    virtual_account: va_name,
+                    usage,
+                    compliance: view,
+                },
+                events: evs,
+            })
+        })
+        .await
+}
+
+/// Device counts of one virtual account by standing.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VaStatusCounts {
+    pub virtual_account: String,
+    pub devices: i64,
+    pub authorized: i64,
+    pub out_of_compliance: i64,
+    pub authorization_expired: i64,
+    /// Tags whose pool does not cover their use.
+    pub licenses_out_of_compliance: i64,
+}
+
+/// Per virtual account of the account: how many devices are fine and how many are not.
+/// Works from the VA's compliance and one counting query per VA, never per device.
+pub async fn status_counts(
+    ctx: &Ctx,
+    who: &Principal,
+    account: &str,
+) -> AppResult<Vec<VaStatusCounts>> {
+    let now = ctx.clock.now();
+    let (account, who) = (account.to_string(), who.clone());
+    ctx.store
+        .read(move |c| {
+            let acc = account_named(c, &account)?;
+            require(&who, Permission::Read, Some(acc.id))?;
+            let lapsed_before =
+                now - chrono::Duration::days(compliance::AUTHORIZATION_VALIDITY_DAYS);
+            let mut out = Vec::new();
+            for v in accounts::list_vas(c, Some(acc.id))? {
+                let va = super::compliance::va_compliance(c, v.id, now)?;
+                let bad: Vec<String> = va
+                    .tags
+                    .iter()
+                    .filter(|t| t.status != compliance::EntitlementStatus::Authorized)
+                    .map(|t| t.tag.clone())
+                    .collect();
+                let (devices, lapsed, ooc) =
+                    instances::status_counts(c, v.id, &bad, lapsed_before)?;
+                out.push(VaStatusCounts {
+                    virtual_account: v.name,
+                    devices,
+                    authorized: devices - lapsed - ooc,
+                    out_of_compliance: ooc,
+                    authorization_expired: lapsed,
+                    licenses_out_of_compliance: bad.len() as i64,
+                });
+            }
+            Ok(out)
+        })
+        .await
+}

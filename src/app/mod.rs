@@ -3,11 +3,13 @@
 //! The CLI, the REST API and the console all call these; none of them writes SQL itself.
 
 pub mod accounts;
+pub mod audit;
 pub mod compliance;
 pub mod devices;
 pub mod licenses;
 pub mod populate;
 pub mod principals;
+pub mod sessions;
 pub mod sync;
 pub mod tokens;
 

@@ -354,3 +354,35 @@ pub fn page(
     let rows = st.query_map(params![pattern, limit, offset], row)?;
     Ok((rows.collect::<Result<_, _>>()?, total))
 }
+
+/// (devices, devices silent since before `lapsed_before`, other devices using one of `bad_tags`)
+/// of one virtual account.
+pub fn status_counts(
+    c: &Connection,
+    va_id: i64,
+    bad_tags: &[String],
+    lapsed_before: DateTime<Utc>,
+) -> rusqlite::Result<(i64, i64, i64)> {
+    let (total, lapsed): (i64, i64) = c
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(last_contact_at <= ?2), 0)
+               FROM product_instances WHERE va_id = ?1",
+        )?
+        .query_row(params![va_id, ts(lapsed_before)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    if bad_tags.is_empty() {
+        return Ok((total, lapsed, 0));
+    }
+    // The tags travel as one JSON array so the statement text stays fixed.
+    let tags = serde_json::to_string(bad_tags).unwrap_or_else(|_| "[]".into());
+    let ooc: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT p.id) FROM product_instances p
+               JOIN instance_usage u ON u.instance_id = p.id
+              WHERE p.va_id = ?1 AND p.last_contact_at > ?2
+                AND u.tag IN (SELECT value FROM json_each(?3))",
+        )?
+        .query_row(params![va_id, ts(lapsed_before), tags], |r| r.get(0))?;
+    Ok((total, lapsed, ooc))
+}

@@ -9,6 +9,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../schema/0001_initial.sql")),
     (2, include_str!("../../schema/0002_sync.sql")),
     (3, include_str!("../../schema/0003_hierarchy.sql")),
+    (4, include_str!("../../schema/0004_sessions.sql")),
 ];
 
 pub fn latest_version() -> i64 {

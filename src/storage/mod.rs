@@ -7,6 +7,7 @@ pub mod instances;
 pub mod licenses;
 pub mod migrate;
 pub mod principals;
+pub mod sessions;
 pub mod settings;
 pub mod snapshots;
 pub mod sync;

@@ -1,0 +1,556 @@
+//! The admin console end to end: a real headless Chromium driven over WebDriver against the
+//! real binary, plus raw HTTP checks of sessions, CSRF, roles and throttling.
+
+mod common;
+#[path = "common/webdriver.rs"]
+mod webdriver;
+
+use chrono::Utc;
+use common::*;
+use satellite::simulate::client::{read_reply, Reply, SimDevice};
+use satellite::simulate::device::{seed_scenario, Chassis};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use webdriver::{Browser, Driver};
+
+const ACC: &str = "Forty-Two uLtd.";
+const VA: &str = "IOSXR";
+const LAB: &str = "Lab";
+const TAG: &str = "ESS-AC-100G-RTU-1";
+const VIEWER_PASSWORD: &str = "viewer-password-12";
+const DEVICE_PATH: &str = "/Transportgateway/services/DeviceRequestHandler";
+
+fn artifacts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/console")
+}
+
+fn add_user(data: &Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(["user", "add", name, "--role", role, "--password-stdin"])
+        .env("SATELLITE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An account with two virtual accounts and purchased licenses, EULA not yet accepted.
+fn seed(data: &Path) {
+    ok(data, &["account", "create", ACC]);
+    ok(data, &["va", "create", ACC, VA]);
+    ok(data, &["va", "create", ACC, LAB]);
+    ok(
+        data,
+        &[
+            "license",
+            "add",
+            "--account",
+            ACC,
+            "--va",
+            VA,
+            "--tag",
+            TAG,
+            "--quantity",
+            "10",
+        ],
+    );
+    ok(
+        data,
+        &[
+            "license",
+            "add",
+            "--account",
+            ACC,
+            "--va",
+            VA,
+            "--tag",
+            "ESS-AC-100G-SIA-3",
+            "--quantity",
+            "10",
+            "--kind",
+            "sia",
+        ],
+    );
+    add_user(data, "viewer", "viewer", VIEWER_PASSWORD);
+}
+
+/// An HTTPS client that trusts the server's certificate and does not follow redirects,
+/// so the session cookie of a login answer can be read.
+fn raw_client(s: &Server) -> reqwest::Client {
+    install_provider();
+    let pem = std::fs::read(s.data.join("tls/console.crt")).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .resolve(
+            "localhost",
+            format!("127.0.0.1:{}", port_of(&s.console))
+                .parse()
+                .unwrap(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The value of a hidden `csrf` field in a page.
+fn csrf_in(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("page has a csrf field");
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn cookie_value(header: &str) -> String {
+    header
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+/// Signs in over plain HTTP as a browser would; returns the raw Set-Cookie of the session.
+async fn login_raw(
+    s: &Server,
+    c: &reqwest::Client,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = c.get(s.console_url("/login")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let pre = cookie_value(&set_cookie(&page, "__Host-satellite-login").expect("login cookie"));
+    let html = page.text().await.unwrap();
+    c.post(s.console_url("/login"))
+        .header("Cookie", format!("__Host-satellite-login={pre}"))
+        .form(&[
+            ("csrf", csrf_in(&html).as_str()),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn session_of(s: &Server, c: &reqwest::Client, user: &str, password: &str) -> String {
+    let r = login_raw(s, c, user, password).await;
+    assert_eq!(r.status(), 303, "login of {user}");
+    cookie_value(&set_cookie(&r, "__Host-satellite").expect("session cookie"))
+}
+
+async fn get_page(s: &Server, c: &reqwest::Client, session: &str, path: &str) -> (u16, String) {
+    let r = c
+        .get(s.console_url(path))
+        .header("Cookie", format!("__Host-satellite={session}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn register_device(s: &Server, token: &str, serial: &str) -> Reply {
+    let url = format!("http://{}{DEVICE_PATH}", s.device_http);
+    let chassis = Chassis {
+        serial: serial.to_string(),
+        hostname: Some("pe-browser-1".to_string()),
+        ..seed_scenario()
+    };
+    let mut dev = SimDevice::new(chassis, &url).unwrap();
+    let c = reqwest::Client::new();
+    let mut last = None;
+    for step in 0..2 {
+        let now = Utc::now();
+        let body = if step == 0 {
+            dev.register_request(token, now).unwrap()
+        } else {
+            dev.authorize_request(now).unwrap()
+        };
+        let r = c
+            .post(&url)
+            .header("Content-Type", "text/xml")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let reply = read_reply(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(reply.payload.status, "SUCCESS", "{}", reply.raw_payload);
+        dev.accept(&reply, now).unwrap();
+        last = Some(reply);
+    }
+    last.unwrap()
+}
+
+async fn sign_in(b: &Browser, s: &Server, user: &str, password: &str) {
+    b.goto(&s.console_url("/login")).await;
+    b.fill("input[name=username]", user).await;
+    b.fill("input[name=password]", password).await;
+    b.click_on("#sign-in").await;
+    b.wait_source("<h1>Dashboard</h1>").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_runs_the_console_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The data dir remembers its role from the first start, so the server comes first.
+    let s = Spawn::new(&data).role("authority").start();
+    seed(&data);
+    let shots = artifacts();
+    let driver = Driver::start().await;
+    let b = driver.browser(&dir.path().join("profile")).await;
+    let acc_q = "account=Forty-Two+uLtd.";
+
+    // Sign in; the session cookie is locked down.
+    b.goto(&s.console_url("/")).await;
+    b.wait_url("/login").await;
+    b.screenshot(&shots.join("login.png")).await;
+    sign_in(&b, &s, "admin", ADMIN_PASSWORD).await;
+    let cookie = b.cookie("__Host-satellite").await.expect("session cookie");
+    assert_eq!(cookie["httpOnly"], true);
+    assert_eq!(cookie["secure"], true);
+    assert_eq!(cookie["sameSite"], "Strict");
+    assert!(b.source().await.contains("EULA") || b.source().await.contains("Agreement"));
+
+    // Accept the EULA from the accounts page, through its confirmation.
+    b.goto(&s.console_url(&format!("/accounts?{acc_q}"))).await;
+    b.click_on("#accept-eula").await;
+    let q = b.accept_dialog().await;
+    assert!(q.contains("Agreement"), "{q}");
+    b.wait_source("EULA accepted").await;
+    b.screenshot(&shots.join("accounts.png")).await;
+
+    // Create a token and read it back in the list.
+    b.goto(&s.console_url(&format!("/tokens?{acc_q}&va={VA}")))
+        .await;
+    b.fill("#create-token input[name=description]", "browser lab token")
+        .await;
+    b.fill("#create-token input[name=days]", "45").await;
+    b.fill("#create-token input[name=max_uses]", "5").await;
+    b.click_on("#create-token-button").await;
+    let token = b.text_of("#new-token-value").await;
+    assert!(token.len() >= 40, "token {token:?}");
+    b.click_on("#new-token button[data-copy]").await;
+    b.screenshot(&shots.join("tokens.png")).await;
+    b.goto(&s.console_url(&format!("/tokens?{acc_q}&va={VA}")))
+        .await;
+    let rows = b.find_all("#tokens tbody tr").await;
+    assert_eq!(rows.len(), 1);
+    let row = b.text(&rows[0]).await;
+    assert!(row.contains(&token), "{row}");
+    assert!(
+        row.contains("browser lab token") && row.contains("ACTIVE") && row.contains("0 / 5"),
+        "{row}"
+    );
+
+    // A router registers with it and shows up with its status.
+    register_device(&s, &token, "FOX2399BR01").await;
+    b.goto(&s.console_url(&format!("/devices?{acc_q}"))).await;
+    let listed = b.text_of("#devices tbody tr").await;
+    assert!(
+        listed.contains("FOX2399BR01") && listed.contains("pe-browser-1"),
+        "{listed}"
+    );
+    assert!(listed.contains("AUTHORIZED"), "{listed}");
+    b.screenshot(&shots.join("devices.png")).await;
+    b.click_on("#devices tbody tr a").await;
+    b.wait_url("/devices/NCS560-4/FOX2399BR01").await;
+    assert_eq!(b.text_of("#status").await, "AUTHORIZED");
+    let ents = b.text_of("#entitlements").await;
+    assert!(
+        ents.contains(TAG) && ents.contains("uses 1 of 10"),
+        "{ents}"
+    );
+    assert!(b.text_of("#sia").await.contains("In compliance"));
+    b.screenshot(&shots.join("device.png")).await;
+
+    // The dashboard counts it.
+    b.goto(&s.console_url("/")).await;
+    let card = b.text_of(&format!(".card[data-va={VA}]")).await;
+    assert!(
+        card.contains("Product instances\n1") || card.contains("Product instances 1"),
+        "{card}"
+    );
+    b.screenshot(&shots.join("dashboard.png")).await;
+
+    // Transfer two licenses to the lab VA.
+    b.goto(&s.console_url(&format!("/licenses?{acc_q}"))).await;
+    b.click_on(&format!("#transfer select[name=from] option[value={VA}]"))
+        .await;
+    b.click_on(&format!("#transfer select[name=tag] option[value={TAG}]"))
+        .await;
+    b.fill("#transfer input[name=quantity]", "2").await;
+    b.click_on(&format!("#transfer select[name=to] option[value={LAB}]"))
+        .await;
+    b.click_on("#transfer button[type=submit]").await;
+    b.accept_dialog().await;
+    b.wait_source("Licenses transferred").await;
+    let lab = b
+        .text_of(&format!(
+            "#licenses tr[data-va={LAB}][data-tag={TAG}] td.available"
+        ))
+        .await;
+    assert_eq!(lab, "2");
+    let home = b
+        .text_of(&format!(
+            "#licenses tr[data-va={VA}][data-tag={TAG}] td.available"
+        ))
+        .await;
+    assert_eq!(home, "8");
+    b.screenshot(&shots.join("licenses.png")).await;
+
+    // The router page offers the new token and this satellite's address.
+    b.goto(&s.console_url(&format!("/routers?{acc_q}"))).await;
+    let cfg = b.text_of("#call-home").await;
+    assert!(
+        cfg.contains(&format!(
+            "destination address http http://localhost:{}{DEVICE_PATH}",
+            port_of(&s.device_http)
+        )) && cfg.contains("reporting smart-licensing-data"),
+        "{cfg}"
+    );
+    assert_eq!(
+        b.text_of("#register").await,
+        format!("license smart register idtoken {token}")
+    );
+    b.screenshot(&shots.join("routers.png")).await;
+
+    // The audit log shows what was done, and a CSV report downloads.
+    b.goto(&s.console_url("/audit?q=eula")).await;
+    assert!(b.text_of("#audit").await.contains("eula.accept"));
+    b.screenshot(&shots.join("audit.png")).await;
+    let c = raw_client(&s);
+    let session = b.cookie("__Host-satellite").await.unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, csv) = get_page(&s, &c, &session, &format!("/reports/devices.csv?{acc_q}")).await;
+    assert_eq!(st, 200);
+    assert!(
+        csv.starts_with("pid,serial,hostname") && csv.contains("FOX2399BR01"),
+        "{csv}"
+    );
+    let (st, csv) = get_page(&s, &c, &session, &format!("/reports/licenses.csv?{acc_q}")).await;
+    assert_eq!(st, 200);
+    assert!(csv.contains(&format!("{LAB},{TAG},")), "{csv}");
+
+    // Sign out: the old cookie is worthless afterwards.
+    b.click_on("header form[action='/logout'] button").await;
+    b.wait_url("/login").await;
+    let (st, _) = get_page(&s, &c, &session, "/").await;
+    assert_eq!(st, 303, "a logged-out session must not open pages");
+
+    // A viewer sees no write action anywhere.
+    sign_in(&b, &s, "viewer", VIEWER_PASSWORD).await;
+    for path in [
+        format!("/accounts?{acc_q}"),
+        format!("/tokens?{acc_q}&va={VA}"),
+        format!("/licenses?{acc_q}"),
+        "/devices/NCS560-4/FOX2399BR01?account=Forty-Two+uLtd.".to_string(),
+    ] {
+        b.goto(&s.console_url(&path)).await;
+        let forms = b.find_all("main form[method=post]").await;
+        assert!(forms.is_empty(), "viewer sees a write form on {path}");
+        assert!(
+            !b.source().await.contains(&token),
+            "viewer sees the token on {path}"
+        );
+        if path.starts_with("/tokens") {
+            b.screenshot(&shots.join("viewer-tokens.png")).await;
+        }
+    }
+    b.goto(&s.console_url("/audit")).await;
+    assert!(b.source().await.contains("403"));
+    b.quit().await;
+    drop(driver);
+    s.stop();
+}
+
+#[tokio::test]
+async fn forced_posts_need_the_role_and_the_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Spawn::new(&data).role("authority").start();
+    seed(&data);
+    ok(&data, &["eula", "accept", "--account", ACC]);
+    let c = raw_client(&s);
+
+    // The viewer forges the token form with its own valid CSRF token: refused by role.
+    let viewer = session_of(&s, &c, "viewer", VIEWER_PASSWORD).await;
+    let (st, html) = get_page(&s, &c, &viewer, "/tokens").await;
+    assert_eq!(st, 200);
+    let csrf = csrf_in(&html);
+    for (path, form) in [
+        (
+            "/tokens",
+            vec![("account", ACC), ("va", VA), ("days", "30")],
+        ),
+        ("/accounts", vec![("name", "Viewer Corp")]),
+        (
+            "/licenses/transfer",
+            vec![
+                ("account", ACC),
+                ("from", VA),
+                ("tag", TAG),
+                ("quantity", "1"),
+                ("to", LAB),
+            ],
+        ),
+    ] {
+        let mut fields = form.clone();
+        fields.push(("csrf", csrf.as_str()));
+        let r = c
+            .post(s.console_url(path))
+            .header("Cookie", format!("__Host-satellite={viewer}"))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "viewer POST {path}");
+    }
+    assert!(!ok(&data, &["token", "list", "--account", ACC]).contains("30"));
+
+    // The admin without the form's CSRF field, or with another session's: refused.
+    let admin = session_of(&s, &c, "admin", ADMIN_PASSWORD).await;
+    for fields in [
+        vec![("account", ACC), ("va", VA)],
+        vec![("account", ACC), ("va", VA), ("csrf", csrf.as_str())],
+    ] {
+        let r = c
+            .post(s.console_url("/tokens"))
+            .header("Cookie", format!("__Host-satellite={admin}"))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("reload the page"));
+    }
+    // A login form posted without its token is refused too.
+    let r = c
+        .post(s.console_url("/login"))
+        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The API accepts the session: GET on the cookie, other methods only with the header.
+    let api = s.console_url("/api/v1/accounts");
+    let r = c
+        .get(&api)
+        .header("Cookie", format!("__Host-satellite={admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = serde_json::json!({"name": "Session Corp"});
+    let r = c
+        .post(&api)
+        .header("Cookie", format!("__Host-satellite={admin}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a session POST without X-CSRF-Token");
+    let (_, html) = get_page(&s, &c, &admin, "/accounts").await;
+    let r = c
+        .post(&api)
+        .header("Cookie", format!("__Host-satellite={admin}"))
+        .header("X-CSRF-Token", csrf_in(&html))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // Changing a password keeps the asking session and signs the others out.
+    let other = session_of(&s, &c, "viewer", VIEWER_PASSWORD).await;
+    let (_, html) = get_page(&s, &c, &viewer, "/password").await;
+    let r = c
+        .post(s.console_url("/password"))
+        .header("Cookie", format!("__Host-satellite={viewer}"))
+        .form(&[
+            ("csrf", csrf_in(&html).as_str()),
+            ("current", VIEWER_PASSWORD),
+            ("new", "a-brand-new-viewer-pw"),
+            ("confirm", "a-brand-new-viewer-pw"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(get_page(&s, &c, &viewer, "/").await.0, 200);
+    assert_eq!(get_page(&s, &c, &other, "/").await.0, 303);
+    session_of(&s, &c, "viewer", "a-brand-new-viewer-pw").await;
+    s.stop();
+}
+
+#[tokio::test]
+async fn sessions_rotate_at_login_and_repeated_failures_are_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let s = Server::start(&data);
+    let c = raw_client(&s);
+
+    let first = session_of(&s, &c, "admin", ADMIN_PASSWORD).await;
+    let r = login_raw(&s, &c, "admin", ADMIN_PASSWORD).await;
+    let header = set_cookie(&r, "__Host-satellite").unwrap();
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(header.contains(attr), "{header} lacks {attr}");
+    }
+    let second = cookie_value(&header);
+    assert_ne!(first, second);
+    assert_eq!(
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &second)
+            .unwrap()
+            .len(),
+        32
+    );
+    assert_eq!(get_page(&s, &c, &second, "/").await.0, 200);
+
+    // Only a digest of the id is stored.
+    let db = rusqlite::Connection::open(data.join("satellite.db")).unwrap();
+    let stored: Vec<String> = db
+        .prepare("SELECT id_hash FROM console_sessions")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!stored.is_empty() && !stored.contains(&second));
+
+    for n in 0..5 {
+        let r = login_raw(&s, &c, "admin", "wrong-password-123").await;
+        assert_eq!(r.status(), 401, "attempt {n}");
+    }
+    let r = login_raw(&s, &c, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 429, "the sixth attempt within 15 minutes");
+    assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
+    // Sessions already open are unaffected.
+    assert_eq!(get_page(&s, &c, &second, "/").await.0, 200);
+    s.stop();
+}
