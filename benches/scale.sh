@@ -10,7 +10,7 @@ cargo build --release --quiet
 bin=$PWD/target/release/satellite
 export SATELLITE_ADMIN_PASSWORD=scale-fixture-password
 work=$(mktemp -d)
-trap 'pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'pkill -f "$work" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 ms() { python3 -c "import sys; print(f'{float(sys.argv[1])*1000:.1f}')" "$1"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -47,7 +47,7 @@ for n in "${sizes[@]}"; do
   first=$(for i in 1 2 3 4 5; do curl -sk -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $bearer" -H 'Content-Type: application/json' -d '{"limit":50}' "https://$console/api/v1/accounts/Acme/devices"; done | median)
   summary=$(for i in 1 2 3 4 5; do curl -sk -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $bearer" -H 'Content-Type: application/json' -d '{}' "https://$console/api/v1/accounts/Acme/licenses"; done | median)
   tok=$("$bin" --data "$d" token create --account Acme --va CORE --uses 1000)
-  lat=$("$bin" simulate --url "http://$http" --token "$tok" --devices 200 --concurrency 1 --seed 99 | awk '/^authorize/')
+  lat=$("$bin" simulate --url "http://$http" --token "$tok" --devices 200 --concurrency 1 --seed 99 2>"$d.sim" | awk "/^authorize/" || true)
   p50=$(echo "$lat" | sed -E 's/.*p50 +([0-9.]+) ms.*/\1/'); p99=$(echo "$lat" | sed -E 's/.*p99 +([0-9.]+) ms.*/\1/')
   rss=$(( $(ps -o rss= -p "$pid") / 1024 ))
   kill "$pid"; wait "$pid" || true

@@ -5,7 +5,7 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::*;
-use satellite::simulate::client::{read_reply, SimDevice};
+use satellite::simulate::client::SimDevice;
 use satellite::simulate::device::seed_scenario;
 use serde_json::{json, Value};
 
@@ -20,26 +20,8 @@ fn device(i: usize) -> SimDevice {
     SimDevice::new(ch, "http://satellite").unwrap()
 }
 
-async fn send(s: &Server, body: String) -> satellite::simulate::client::Reply {
-    install_provider();
-    let bytes = reqwest::Client::new()
-        .post(format!(
-            "http://{}/Transportgateway/services/DeviceRequestHandler",
-            s.device_http
-        ))
-        .header("Content-Type", "application/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    read_reply(&bytes).unwrap()
-}
-
 async fn rtu_status(s: &Server, d: &mut SimDevice, shift: Duration) -> String {
-    let r = send(s, d.authorize_request(Utc::now() + shift).unwrap()).await;
+    let r = device_call(s, d.authorize_request(Utc::now() + shift).unwrap()).await;
     assert_eq!(r.payload.status, "SUCCESS", "{:?}", r.payload.error);
     let a = r.payload.authorization.unwrap();
     a.entitlements
@@ -84,24 +66,20 @@ async fn a_400g_license_covers_four_100g_devices_and_the_fifth_goes_out() {
     let s = Spawn::new(dir.path()).role("authority").start();
     let mut devs: Vec<SimDevice> = (0..5).map(device).collect();
     for d in devs.iter_mut() {
-        let r = send(&s, d.register_request(&token, Utc::now()).unwrap()).await;
+        let r = device_call(&s, d.register_request(&token, Utc::now()).unwrap()).await;
         assert_eq!(r.payload.status, "SUCCESS");
     }
     for d in devs.iter_mut().take(4) {
         assert_eq!(rtu_status(&s, d, Duration::zero()).await, "AUTHORIZED");
     }
     let viewer = bearer(&s, "viewer").await;
-    let list: Value = s
-        .client()
-        .post(s.console_url(&format!("/api/v1/accounts/{ACC}/licenses")))
-        .bearer_auth(&viewer)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = api_json(
+        &s,
+        &viewer,
+        &format!("/api/v1/accounts/{ACC}/licenses"),
+        Some(json!({})),
+    )
+    .await;
     let row = list["licenses"]
         .as_array()
         .unwrap()
@@ -196,7 +174,7 @@ async fn a_term_license_ending_and_a_silent_device_change_status_on_the_shifted_
     let mut a = device(1);
     let mut quiet = device(2);
     for d in [&mut a, &mut quiet] {
-        let r = send(&s, d.register_request(&token, Utc::now()).unwrap()).await;
+        let r = device_call(&s, d.register_request(&token, Utc::now()).unwrap()).await;
         assert_eq!(r.payload.status, "SUCCESS");
         assert_eq!(rtu_status(&s, d, Duration::zero()).await, "AUTHORIZED");
     }
@@ -240,17 +218,13 @@ async fn a_term_license_ending_and_a_silent_device_change_status_on_the_shifted_
         .env("SATELLITE_CLOCK_OFFSET", "+89d")
         .start();
     let v = bearer(&s, "viewer").await;
-    let body: Value = s
-        .client()
-        .post(s.console_url(&format!("/api/v1/accounts/{ACC}/devices")))
-        .bearer_auth(&v)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = api_json(
+        &s,
+        &v,
+        &format!("/api/v1/accounts/{ACC}/devices"),
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(body["totalRecords"], 2, "{body}");
     assert_ne!(
         status_of(&body, &quiet.chassis.serial),
@@ -262,17 +236,13 @@ async fn a_term_license_ending_and_a_silent_device_change_status_on_the_shifted_
         .env("SATELLITE_CLOCK_OFFSET", "+91d")
         .start();
     let v = bearer(&s, "viewer").await;
-    let body: Value = s
-        .client()
-        .post(s.console_url(&format!("/api/v1/accounts/{ACC}/devices")))
-        .bearer_auth(&v)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = api_json(
+        &s,
+        &v,
+        &format!("/api/v1/accounts/{ACC}/devices"),
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(
         status_of(&body, &quiet.chassis.serial),
         "AUTHORIZATION_EXPIRED"

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use satellite::crypto::ed25519::SyncKeyPair;
 use satellite::gateway::message::MessageType;
-use satellite::simulate::client::{read_reply, SimDevice};
+use satellite::simulate::client::SimDevice;
 use satellite::simulate::device::seed_scenario;
 use satellite::sync::archive::{self, FileKind, Header};
 use std::io::{Read, Write};
@@ -61,20 +61,7 @@ fn pool(p: &Path, tag: &str) -> i64 {
 
 async fn authorize(server: &Server, dev: &mut SimDevice) -> String {
     let body = dev.authorize_request(chrono::Utc::now()).unwrap();
-    let bytes = reqwest::Client::new()
-        .post(format!(
-            "http://{}/Transportgateway/services/DeviceRequestHandler",
-            server.device_http
-        ))
-        .header("Content-Type", "application/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let reply = read_reply(&bytes).unwrap();
+    let reply = device_call(server, body).await;
     dev.accept(&reply, chrono::Utc::now()).unwrap();
     let a = reply.payload.authorization.expect("authorization");
     a.entitlements
@@ -86,20 +73,7 @@ async fn authorize(server: &Server, dev: &mut SimDevice) -> String {
 
 async fn register(server: &Server, dev: &mut SimDevice, token: &str) {
     let body = dev.register_request(token, chrono::Utc::now()).unwrap();
-    let bytes = reqwest::Client::new()
-        .post(format!(
-            "http://{}/Transportgateway/services/DeviceRequestHandler",
-            server.device_http
-        ))
-        .body(body)
-        .header("Content-Type", "application/xml")
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let reply = read_reply(&bytes).unwrap();
+    let reply = device_call(server, body).await;
     assert_eq!(reply.payload.status, "SUCCESS", "{:?}", reply.payload.error);
     assert_eq!(reply.kind, MessageType::Register);
     dev.accept(&reply, chrono::Utc::now()).unwrap();

@@ -276,3 +276,44 @@ pub fn seed_account(data: &Path, account: &str, va: &str) {
     ok(data, &["va", "create", account, va]);
     ok(data, &["eula", "accept", "--account", account]);
 }
+
+/// Posts a Call Home body to the device HTTP listener and reads the signed answer.
+pub async fn device_call(server: &Server, body: String) -> satellite::simulate::client::Reply {
+    install_provider();
+    let bytes = reqwest::Client::new()
+        .post(format!(
+            "http://{}/Transportgateway/services/DeviceRequestHandler",
+            server.device_http
+        ))
+        .header("Content-Type", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .expect("device request")
+        .bytes()
+        .await
+        .expect("device answer");
+    satellite::simulate::client::read_reply(&bytes).expect("a signed Call Home answer")
+}
+
+/// An API call with a bearer token; returns the JSON body whatever the status.
+pub async fn api_json(
+    server: &Server,
+    bearer: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let c = server.client();
+    let url = server.console_url(path);
+    let req = match body {
+        Some(b) => c.post(url).json(&b),
+        None => c.get(url),
+    };
+    req.bearer_auth(bearer)
+        .send()
+        .await
+        .expect("API request")
+        .json()
+        .await
+        .expect("JSON answer")
+}
