@@ -573,9 +573,14 @@ pub async fn export(ctx: &Ctx, data_dir: &Path) -> AppResult<Vec<u8>> {
                 last_imported_response: setting_i64(c, keys::IMPORTED_SEQ)?.max(0) as u64,
                 software_version: env!("CARGO_PKG_VERSION").into(),
             };
-            let mut instances = Vec::new();
+            // One compact JSON record per line, written as rows stream out of SQLite: a
+            // million instances never exist as Rust values at once, and the file stays
+            // greppable line by line.
+            let mut instances_json: Vec<u8> = b"[\n".to_vec();
+            let mut count: usize = 0;
+            let mut encode_err: Option<serde_json::Error> = None;
             store::export_instances(c, |i| {
-                instances.push(InstanceRecord {
+                let rec = InstanceRecord {
                     udi_pid: i.udi_pid,
                     udi_serial_number: i.udi_serial,
                     hostname: i.hostname,
@@ -584,8 +589,19 @@ pub async fn export(ctx: &Ctx, data_dir: &Path) -> AppResult<Vec<u8>> {
                     registered_at: rfc3339(i.registered_at),
                     last_contact_at: rfc3339(i.last_contact_at),
                     usage: i.usage.into_iter().map(|(tag, n)| Usage { tag, count: n.max(0) as u64 }).collect(),
-                })
+                };
+                if count > 0 {
+                    instances_json.extend_from_slice(b",\n");
+                }
+                if let Err(e) = serde_json::to_writer(&mut instances_json, &rec) {
+                    encode_err.get_or_insert(e);
+                }
+                count += 1;
             })?;
+            instances_json.extend_from_slice(b"\n]\n");
+            if let Some(e) = encode_err {
+                return Err(AppError::Internal(format!("encoding instances: {e}")));
+            }
             let changes: Vec<Change> = store::changes(c)?
                 .into_iter()
                 .map(|ch| Change {
@@ -606,13 +622,13 @@ pub async fn export(ctx: &Ctx, data_dir: &Path) -> AppResult<Vec<u8>> {
                 info.name,
                 authority_id(&authority_key),
                 rfc3339(now),
-                instances.len(),
+                count,
                 changes.len(),
                 if info.enrollment_token.is_some() { "It carries the one-time enrollment token of this satellite.\n" } else { "" }
             );
             let members = vec![
                 ("satellite.json", json_bytes(&info)?),
-                ("instances.json", json_bytes(&instances)?),
+                ("instances.json", instances_json),
                 ("changes.json", json_bytes(&changes)?),
             ];
             let bytes = archive::write(
