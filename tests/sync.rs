@@ -79,6 +79,33 @@ async fn register(server: &Server, dev: &mut SimDevice, token: &str) {
     dev.accept(&reply, chrono::Utc::now()).unwrap();
 }
 
+/// Rewrites a zip: each entry through `edit` (None drops it), then `extra` entries appended.
+fn rezip(
+    src: &[u8],
+    edit: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>,
+    extra: Vec<(&str, Vec<u8>)>,
+) -> Vec<u8> {
+    let mut input = zip::ZipArchive::new(std::io::Cursor::new(src)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..input.len() {
+        let mut f = input.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        if let Some(b) = edit(&name, bytes) {
+            out.start_file(name, opts).unwrap();
+            out.write_all(&b).unwrap();
+        }
+    }
+    for (name, b) in extra {
+        out.start_file(name, opts).unwrap();
+        out.write_all(&b).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
 /// A TCP relay that cuts the first answer after a few bytes, then relays faithfully.
 fn cutting_proxy(target: String) -> (String, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -362,6 +389,57 @@ async fn authority_and_satellite_sync_by_file_and_online() {
     ).unwrap();
     std::fs::write(&forged, f).unwrap();
     refuse(&forged, "signature");
+    // A member changed after signing.
+    let tampered = root.path().join("tampered.zip");
+    std::fs::write(
+        &tampered,
+        rezip(
+            &bytes,
+            |name, b| {
+                Some(if name == "pools.json" {
+                    String::from_utf8(b)
+                        .unwrap()
+                        .replace("\"quantity\": 2", "\"quantity\": 200")
+                        .into_bytes()
+                } else {
+                    b
+                })
+            },
+            vec![],
+        ),
+    )
+    .unwrap();
+    refuse(&tampered, "pools.json");
+    // A member that unpacks to far more than it could hold.
+    let bomb = root.path().join("bomb.zip");
+    std::fs::write(
+        &bomb,
+        rezip(
+            &bytes,
+            |name, b| {
+                Some(if name == "pools.json" {
+                    vec![b' '; 64 * 1024 * 1024]
+                } else {
+                    b
+                })
+            },
+            vec![],
+        ),
+    )
+    .unwrap();
+    refuse(&bomb, "");
+    // An entry that would land outside the archive.
+    let traversal = root.path().join("traversal.zip");
+    std::fs::write(
+        &traversal,
+        rezip(
+            &bytes,
+            |_, b| Some(b),
+            vec![("../evil.json", b"{}".to_vec())],
+        ),
+    )
+    .unwrap();
+    refuse(&traversal, "");
     // A response for another satellite: enroll a second one for a new VA and answer it.
     ok(&auth, &["va", "create", "Acme", "EDGE"]);
     let token2 = ok(

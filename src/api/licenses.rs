@@ -113,3 +113,66 @@ pub async fn usage_history(
     Ok(HttpResponse::Ok()
         .json(json!({"status": "SUCCESS", "usage": items, "totalRecords": items.len()})))
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PurchaseBody {
+    license: EntitlementTag,
+    quantity: i64,
+    /// `RTU`, `SIA` or `TRACKING` (any case); default from the tag.
+    license_type: Option<String>,
+    description: Option<String>,
+    /// RFC 3339 or YYYY-MM-DD.
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+fn parse_day_or_time(
+    field: &str,
+    v: &Option<String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, crate::error::AppError> {
+    let Some(s) = v.as_deref() else {
+        return Ok(None);
+    };
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| Some(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| {
+            crate::error::AppError::Invalid(format!("{field} must be YYYY-MM-DD or RFC 3339"))
+        })
+}
+
+/// Authority: adds purchased licenses to a virtual account.
+pub async fn purchase(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<PurchaseBody>,
+) -> ApiResult<HttpResponse> {
+    let (account, va) = path.into_inner();
+    let b = body.into_inner();
+    let kind = match b.license_type.as_deref().map(str::to_ascii_lowercase) {
+        Some(k) => k,
+        None => crate::domain::catalog::kind_of(b.license.as_str())
+            .map(|k| k.as_str().to_string())
+            .unwrap_or_else(|| "rtu".into()),
+    };
+    let spec = licenses::LicenseSpec {
+        starts_at: parse_day_or_time("startDate", &b.start_date)?,
+        ends_at: parse_day_or_time("endDate", &b.end_date)?,
+        tag: b.license,
+        description: b.description,
+        kind,
+        quantity: b.quantity,
+    };
+    let row = licenses::add(&state.ctx, &caller.0, &account, &va, spec).await?;
+    Ok(HttpResponse::Created().json(json!({
+        "status": "SUCCESS",
+        "license": row.tag,
+        "quantity": row.quantity,
+        "licenseType": row.kind.to_ascii_uppercase(),
+        "virtualAccount": va,
+    })))
+}

@@ -124,6 +124,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::get().to(licenses::list),
             )
             .route(
+                "/accounts/{account}/virtual-accounts/{va}/licenses",
+                web::post().to(licenses::purchase),
+            )
+            .route(
                 "/accounts/{account}/virtual-accounts/{va}/licenses/transfer",
                 web::post().to(licenses::transfer),
             )
