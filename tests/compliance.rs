@@ -115,6 +115,31 @@ async fn a_400g_license_covers_four_100g_devices_and_the_fifth_goes_out() {
         "AUTHORIZED"
     );
 
+    // The maintained per-VA count agrees with the rows after registrations and a removal.
+    let conn = rusqlite::Connection::open(dir.path().join("satellite.db")).unwrap();
+    let (kept, counted): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT SUM(instances) FROM va_instance_counts), (SELECT COUNT(*) FROM product_instances)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((kept, counted), (4, 4));
+    let page = api_json(
+        &s,
+        &viewer,
+        &format!("/api/v1/accounts/{ACC}/devices"),
+        Some(json!({"limit": 2, "offset": 3})),
+    )
+    .await;
+    assert_eq!(page["totalRecords"], 4);
+    assert_eq!(
+        page["devices"].as_array().unwrap().len(),
+        1,
+        "offset 3 of 4 leaves one"
+    );
+    drop(conn);
+
     // The hierarchy is data: without its row, the 400G license no longer stands in.
     assert!(s.stop().success());
     rusqlite::Connection::open(dir.path().join("satellite.db"))

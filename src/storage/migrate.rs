@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../schema/0002_sync.sql")),
     (3, include_str!("../../schema/0003_hierarchy.sql")),
     (4, include_str!("../../schema/0004_sessions.sql")),
+    (5, include_str!("../../schema/0005_va_instance_counts.sql")),
 ];
 
 pub fn latest_version() -> i64 {
