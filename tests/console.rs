@@ -554,3 +554,359 @@ async fn sessions_rotate_at_login_and_repeated_failures_are_throttled() {
     assert_eq!(get_page(&s, &c, &second, "/").await.0, 200);
     s.stop();
 }
+
+/// The console's session and CSRF token for the browser's current page.
+async fn browser_session(b: &Browser) -> String {
+    b.cookie("__Host-satellite").await.expect("session cookie")["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn post_form(
+    s: &Server,
+    c: &reqwest::Client,
+    session: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    c.post(s.console_url(path))
+        .header("Cookie", format!("__Host-satellite={session}"))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Four days of usage snapshots for one VA, ending today, straight into the database.
+fn seed_snapshots(data: &Path, account: &str, va: &str, tag: &str) {
+    let db = rusqlite::Connection::open(data.join("satellite.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let va_id: i64 = db
+        .query_row(
+            "SELECT v.id FROM virtual_accounts v JOIN smart_accounts a ON a.id = v.account_id
+              WHERE a.name = ?1 AND v.name = ?2",
+            [account, va],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for (back, in_use) in [(3i64, 0i64), (2, 1), (1, 1), (0, 2)] {
+        let day = (Utc::now() - chrono::Duration::days(back))
+            .format("%Y-%m-%d")
+            .to_string();
+        db.execute(
+            "INSERT OR REPLACE INTO usage_snapshots (day, va_id, tag, in_use, available)
+             VALUES (?1, ?2, ?3, ?4, 2)",
+            rusqlite::params![day, va_id, tag, in_use],
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_users_and_trends_pages_work_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let auth = root.join("authority");
+    let sat = root.join("satellite");
+    let a = Spawn::new(&auth).role("authority").start();
+    let s = Spawn::new(&sat).role("satellite").start();
+    ok(&auth, &["account", "create", "Acme"]);
+    ok(&auth, &["va", "create", "Acme", "CORE"]);
+    ok(&auth, &["va", "create", "Acme", "EDGE"]);
+    ok(
+        &auth,
+        &[
+            "license",
+            "add",
+            "--account",
+            "Acme",
+            "--va",
+            "CORE",
+            "--tag",
+            TAG,
+            "--quantity",
+            "2",
+        ],
+    );
+    add_user(&auth, "viewer", "viewer", VIEWER_PASSWORD);
+    add_user(&sat, "viewer", "viewer", VIEWER_PASSWORD);
+    seed_snapshots(&auth, "Acme", "CORE", TAG);
+    let shots = artifacts();
+    let driver = Driver::start().await;
+    let b = driver.browser(&root.join("profile")).await;
+
+    // Authority: enroll a satellite for CORE from the page; the token is shown once.
+    sign_in(&b, &a, "admin", ADMIN_PASSWORD).await;
+    b.goto(&a.console_url("/sync?account=Acme")).await;
+    b.fill("#enroll input[name=name]", "site-browser").await;
+    b.click_on("#enroll input[name=va][value=CORE]").await;
+    b.click_on("#enroll-button").await;
+    let token = b.text_of("#enrollment-token").await;
+    assert!(token.starts_with("sat-") && token.len() > 40, "{token:?}");
+    let row = b.text_of("#satellites tbody tr").await;
+    assert!(
+        row.contains("site-browser") && row.contains("CORE") && row.contains("awaiting first sync"),
+        "{row}"
+    );
+    b.screenshot(&shots.join("sync-authority.png")).await;
+    b.goto(&a.console_url("/sync?account=Acme")).await;
+    assert!(
+        !b.source().await.contains(&token),
+        "the token is shown once"
+    );
+    assert!(
+        b.source().await.contains("disabled"),
+        "CORE is served now and cannot be ticked again"
+    );
+
+    // The authority key downloads as PEM through the page's link.
+    let ca = raw_client(&a);
+    let admin_a = browser_session(&b).await;
+    let r = ca
+        .get(a.console_url("/sync/authority.pem"))
+        .header("Cookie", format!("__Host-satellite={admin_a}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pem = r.text().await.unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    let key_path = root.join("authority.pem");
+    std::fs::write(&key_path, &pem).unwrap();
+
+    // Users: add an operator and create an API client; the secret is shown once.
+    b.goto(&a.console_url("/users")).await;
+    b.fill("#add-user input[name=name]", "opsuser").await;
+    b.click_on("#add-user select[name=role] option[value=operator]")
+        .await;
+    b.fill("#add-user input[name=password]", "operator-password-1")
+        .await;
+    b.fill("#add-user input[name=confirm]", "operator-password-1")
+        .await;
+    b.click_on("#add-user-button").await;
+    b.wait_source("User added").await;
+    assert!(b
+        .text_of("#users tr[data-user=opsuser]")
+        .await
+        .contains("operator"));
+    b.fill("#create-client input[name=name]", "inventory").await;
+    b.click_on("#create-client-button").await;
+    let client_id = b.text_of("#new-client-id").await;
+    let secret = b.text_of("#new-client-secret").await;
+    assert!(client_id.starts_with("sat-") && secret.len() >= 40);
+    b.screenshot(&shots.join("users.png")).await;
+    let r = ca
+        .post(a.console_url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the new client's secret works");
+    let (_, html) = get_page(&a, &ca, &admin_a, "/users").await;
+    let r = post_form(
+        &a,
+        &ca,
+        &admin_a,
+        "/users/clients/revoke",
+        &[("csrf", &csrf_in(&html)), ("client_id", &client_id)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let r = ca
+        .post(a.console_url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a revoked client gets no token");
+    let (_, audit) = get_page(&a, &ca, &admin_a, "/audit?q=revoke").await;
+    assert!(
+        audit.contains("api-client.revoke"),
+        "the revocation is audited"
+    );
+
+    // Trends: one chart for the tag, linked from the dashboard.
+    b.goto(&a.console_url("/")).await;
+    b.click_on(".card[data-va=CORE] a[href^='/trends']").await;
+    b.wait_url("/trends").await;
+    let charts = b
+        .find_all(&format!("section.trend[data-tag={TAG}] svg"))
+        .await;
+    assert_eq!(charts.len(), 1);
+    let points = b
+        .find_all(&format!(
+            "section.trend[data-tag={TAG}] svg g.series polyline"
+        ))
+        .await;
+    assert_eq!(points.len(), 2, "in use and available");
+    b.screenshot(&shots.join("trends.png")).await;
+    b.goto(&a.console_url("/trends?account=Acme&va=EDGE")).await;
+    assert!(b.text_of("#no-trend").await.contains("No usage snapshot"));
+
+    // The new operator signs in and sees neither the users page nor its link.
+    b.click_on("header form[action='/logout'] button").await;
+    b.wait_url("/login").await;
+    sign_in(&b, &a, "opsuser", "operator-password-1").await;
+    assert!(!b.source().await.contains("href=\"/users\""));
+    b.goto(&a.console_url("/users")).await;
+    assert!(b.source().await.contains("403"));
+
+    // Satellite: pin the authority; the page warns it never synchronised.
+    let url = format!("https://localhost:{}", port_of(&a.console));
+    ok(
+        &sat,
+        &[
+            "upstream",
+            "set",
+            "--url",
+            &url,
+            "--enrollment-token",
+            &token,
+            "--authority-key",
+            key_path.to_str().unwrap(),
+            "--ca",
+            auth.join("tls/console.crt").to_str().unwrap(),
+        ],
+    );
+    sign_in(&b, &s, "admin", ADMIN_PASSWORD).await;
+    b.goto(&s.console_url("/sync")).await;
+    assert!(b
+        .text_of("#sync-alerts")
+        .await
+        .contains("never synchronised"));
+    assert_eq!(b.text_of("#enrolled").await, "no");
+    b.screenshot(&shots.join("sync-satellite-alert.png")).await;
+
+    // Run now: the page reports success and the satellite is enrolled.
+    b.click_on("#run-now-button").await;
+    b.wait_source("id=\"run-result\"").await;
+    let result = b.text_of("#run-result").await;
+    assert!(result.starts_with("Synchronised"), "{result}");
+    assert_eq!(b.text_of("#enrolled").await, "yes");
+    assert!(b.find_all("#sync-alerts").await.is_empty());
+    b.screenshot(&shots.join("sync-satellite.png")).await;
+
+    // A request file downloads as a zip attachment.
+    let cs = raw_client(&s);
+    let admin_s = browser_session(&b).await;
+    let (_, html) = get_page(&s, &cs, &admin_s, "/sync").await;
+    let csrf = csrf_in(&html);
+    let r = post_form(&s, &cs, &admin_s, "/sync/export", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let request = r.bytes().await.unwrap();
+    assert!(request.starts_with(b"PK"));
+    let req_path = root.join("req.zip");
+    let resp_path = root.join("resp.zip");
+    std::fs::write(&req_path, &request).unwrap();
+    ok(
+        &auth,
+        &[
+            "sync",
+            "answer",
+            req_path.to_str().unwrap(),
+            "--out",
+            resp_path.to_str().unwrap(),
+        ],
+    );
+
+    // Import the authority's answer through the page's file upload.
+    let import = async |path: &Path, want_ok: bool| -> String {
+        b.goto(&s.console_url("/sync")).await;
+        let input = b.find("#import-file").await;
+        b.type_into(&input, path.to_str().unwrap()).await;
+        b.click_on("#import-button").await;
+        let class = if want_ok { "notice" } else { "error" };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = b
+                .execute(
+                    "var e = document.getElementById('import-result'); return [e.className, e.textContent];",
+                    vec![],
+                )
+                .await;
+            if got[0] == class {
+                return got[1].as_str().unwrap_or_default().to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "import result stayed {got}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let done = import(&resp_path, true).await;
+    assert!(done.starts_with("Imported response"), "{done}");
+    // The same file again is old now, and a tampered one fails verification: one line each.
+    let old = import(&resp_path, false).await;
+    assert!(old.contains("not newer"), "{old}");
+    b.screenshot(&shots.join("sync-import-refused.png")).await;
+    let mut bytes = std::fs::read(&resp_path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    let tampered = root.join("tampered.zip");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let bad = import(&tampered, false).await;
+    assert!(bad.contains("refused") && !bad.contains('\n'), "{bad}");
+    b.quit().await;
+    drop(driver);
+
+    // A viewer forcing the sync POSTs with its own valid CSRF token is refused by role.
+    let viewer = session_of(&s, &cs, "viewer", VIEWER_PASSWORD).await;
+    let (st, html) = get_page(&s, &cs, &viewer, "/sync").await;
+    assert_eq!(st, 200);
+    assert!(!html.contains("run-now-button") && !html.contains("import-file"));
+    let csrf = csrf_in(&html);
+    for path in ["/sync/run", "/sync/export"] {
+        let r = post_form(&s, &cs, &viewer, path, &[("csrf", &csrf)]).await;
+        assert_eq!(r.status(), 403, "viewer POST {path}");
+    }
+    let r = cs
+        .post(s.console_url("/sync/import"))
+        .header("Cookie", format!("__Host-satellite={viewer}"))
+        .header("X-CSRF-Token", &csrf)
+        .header("Content-Type", "application/zip")
+        .body(std::fs::read(&resp_path).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "viewer import");
+    // Without the header even the admin is refused.
+    let r = cs
+        .post(s.console_url("/sync/import"))
+        .header("Cookie", format!("__Host-satellite={admin_s}"))
+        .body(std::fs::read(&resp_path).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "import without X-CSRF-Token");
+    let viewer_a = session_of(&a, &ca, "viewer", VIEWER_PASSWORD).await;
+    let (_, html) = get_page(&a, &ca, &viewer_a, "/sync").await;
+    assert!(html.contains("site-browser") && !html.contains("id=\"enroll\""));
+    let csrf = csrf_in(&html);
+    let r = post_form(
+        &a,
+        &ca,
+        &viewer_a,
+        "/sync/enroll",
+        &[("csrf", &csrf), ("account", "Acme"), ("name", "rogue")],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "viewer enroll");
+    assert_eq!(get_page(&a, &ca, &viewer_a, "/users").await.0, 403);
+    drop(s);
+    drop(a);
+}

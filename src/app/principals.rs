@@ -301,3 +301,21 @@ pub async fn list_api_clients(ctx: &Ctx, who: &Principal) -> AppResult<Vec<ApiCl
         .read(|c| Ok::<_, AppError>(store::list_clients(c)?))
         .await
 }
+
+/// Revokes an API client; its bearer tokens stop working at once.
+pub async fn revoke_api_client(ctx: &Ctx, who: &Principal, client_id: &str) -> AppResult<()> {
+    require(who, Permission::Administer, None)?;
+    let now = ctx.clock.now();
+    let (client_id, actor) = (client_id.trim().to_string(), who.name.clone());
+    ctx.store
+        .write(move |c| {
+            if !store::revoke_client(c, &client_id, now)? {
+                return Err(AppError::NotFound(format!(
+                    "no active API client {client_id:?}"
+                )));
+            }
+            audit::record(c, now, &actor, "api-client.revoke", &client_id, "")?;
+            Ok(())
+        })
+        .await
+}

@@ -35,3 +35,49 @@ document.addEventListener("submit", function (ev) {
     ev.preventDefault();
   }
 });
+
+// Sync response upload: the file goes as the raw body with the session's CSRF token in a
+// header, and the one-line answer (summary or refusal reason) is shown on the page.
+document.addEventListener("submit", function (ev) {
+  var form = ev.target;
+  var url = form.getAttribute("data-upload");
+  if (!url) { return; }
+  ev.preventDefault();
+  var out = document.getElementById(form.getAttribute("data-result"));
+  var input = form.querySelector("input[type=file]");
+  var token = form.querySelector("input[name=csrf]");
+  var button = form.querySelector("button[type=submit]");
+  var show = function (cls, text) {
+    if (!out) { return; }
+    out.hidden = false;
+    out.className = cls;
+    out.textContent = text;
+    if (out.scrollIntoView) { out.scrollIntoView({ block: "center" }); }
+  };
+  if (!input || !input.files || input.files.length === 0) {
+    show("error", "Choose a response file first.");
+    return;
+  }
+  if (button) { button.disabled = true; }
+  show("muted", "Verifying and applying the file…");
+  fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/zip", "X-CSRF-Token": token ? token.value : "" },
+    body: input.files[0]
+  }).then(function (r) {
+    var plain = (r.headers.get("Content-Type") || "").indexOf("text/plain") === 0;
+    if (r.redirected) {
+      // Only an ended session redirects here (to the sign-in page).
+      show("error", "Your session has ended: sign in again, then import the file.");
+      return null;
+    }
+    return r.text().then(function (text) {
+      show(r.ok && plain ? "notice" : "error", plain ? text.trim() : (r.status + " " + r.statusText));
+    });
+  }).catch(function (e) {
+    show("error", "The upload failed: " + e.message);
+  }).then(function () {
+    if (button) { button.disabled = false; }
+  });
+});

@@ -44,6 +44,7 @@ pub async fn page(req: HttpRequest, s: Signed) -> ConsoleResult<HttpResponse> {
                             a href={ "/devices?" (acc) } { "Instances" }
                             a href={ "/licenses?" (acc) } { "Licenses" }
                             a href={ "/tokens?" (accva) } { "Tokens" }
+                            a href={ "/trends?" (accva) } { "Trends" }
                         }
                     }
                 }

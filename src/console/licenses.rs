@@ -84,7 +84,10 @@ pub async fn page(
                 button.primary type="submit" { "Transfer" }
             }
         }
-        p { a href={ "/reports/licenses.csv?" (query(&[("account", &acc.name)])) } { "Download as CSV" } }
+        p.actions {
+            a href={ "/reports/licenses.csv?" (query(&[("account", &acc.name)])) } { "Download as CSV" }
+            a #trends-link href={ "/trends?" (query(&[("account", &acc.name)])) } { "Usage trends" }
+        }
     };
     Ok(respond(layout(&s.0, "/licenses", "Licenses", body)))
 }

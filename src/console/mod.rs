@@ -4,13 +4,17 @@
 pub mod accounts;
 pub mod assets;
 pub mod audit;
+pub mod chart;
 pub mod dashboard;
 pub mod devices;
 pub mod licenses;
 pub mod reports;
 pub mod routers;
 pub mod sessions;
+pub mod sync;
 pub mod tokens;
+pub mod trends;
+pub mod users;
 
 use crate::api::error::{public_message, status_of};
 use crate::app::sessions::ActiveSession;
@@ -66,7 +70,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/reports/devices.csv", web::get().to(reports::devices_csv))
     .route("/reports/usage.csv", web::get().to(reports::usage_csv))
-    .route("/audit", web::get().to(audit::page));
+    .route("/audit", web::get().to(audit::page))
+    .route("/trends", web::get().to(trends::page))
+    .route("/users", web::get().to(users::page))
+    .route("/users", web::post().to(users::add_user))
+    .route("/users/clients", web::post().to(users::create_client))
+    .route(
+        "/users/clients/revoke",
+        web::post().to(users::revoke_client),
+    )
+    .route("/sync", web::get().to(sync::page))
+    .route("/sync/run", web::post().to(sync::run_now))
+    .route("/sync/export", web::post().to(sync::export))
+    .route("/sync/enroll", web::post().to(sync::enroll))
+    .route("/sync/authority.pem", web::get().to(sync::authority_key))
+    .service(
+        // Sync files are far larger than forms; only this route reads such a body.
+        web::resource("/sync/import")
+            .app_data(web::PayloadConfig::new(sync::import_limit()))
+            .route(web::post().to(sync::import)),
+    );
 }
 
 /// Why a console request did not get its page.
@@ -275,6 +298,31 @@ impl FromRequest for Posted {
     }
 }
 
+/// A non-form POST (a file sent by the console's script) from a signed-in user whose
+/// `X-CSRF-Token` header matched the session.
+pub struct HeaderPosted(pub ActiveSession);
+
+impl FromRequest for HeaderPosted {
+    type Error = ConsoleError;
+    type Future = Pin<Box<dyn Future<Output = Result<HeaderPosted, ConsoleError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let signed = Signed::from_request(req, payload);
+        let header = req
+            .headers()
+            .get(sessions::CSRF_HEADER)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        Box::pin(async move {
+            let Signed(session) = signed.await?;
+            match header {
+                Some(t) if same_secret(&t, &session.csrf_token) => Ok(HeaderPosted(session)),
+                _ => Err(ConsoleError::Csrf),
+            }
+        })
+    }
+}
+
 /// Query-string text from pairs, each value encoded.
 pub fn query(pairs: &[(&str, &str)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
@@ -361,6 +409,8 @@ pub fn notice(code: Option<&str>) -> Markup {
         Some("moved") => "Product instances transferred.",
         Some("removed") => "Product instances removed; their licenses are back in the pool.",
         Some("password") => "Password changed; your other sessions were signed out.",
+        Some("user") => "User added.",
+        Some("client-revoked") => "API client revoked; its access tokens stopped working.",
         _ => return html! {},
     };
     html! { p.notice role="status" { (text) } }
@@ -403,7 +453,11 @@ pub fn layout(session: &ActiveSession, active: &str, title: &str, content: Marku
         ("/routers", "Configure routers"),
         ("/reports", "Reports"),
     ];
+    if who.can(Permission::Read, None) {
+        nav.push(("/sync", "Sync"));
+    }
     if is_admin(who) {
+        nav.push(("/users", "Users"));
         nav.push(("/audit", "Audit log"));
     }
     bare_page(
