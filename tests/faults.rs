@@ -746,3 +746,84 @@ async fn upstream_down_silent_or_garbled_leaves_the_satellite_serving() {
     assert!(s.stop().success());
     assert_eq!(integrity(&sat), "ok");
 }
+
+// ---------------------------------------------------------------------------------------
+// Logs that cannot be written
+
+/// stderr on a file that refuses every write (`/dev/full` answers ENOSPC), as a log file
+/// on a full disk does: the satellite must start, serve and stop as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwritable_log_never_stops_the_satellite() {
+    use std::io::BufRead;
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_account(&data, ACC, VA);
+    let t = token(&data);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--console-addr", "127.0.0.1:0"])
+        .args(["--device-http-addr", "127.0.0.1:0"])
+        .args(["--device-https-addr", "127.0.0.1:0"])
+        .env("SATELLITE_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // stdout stays drained for the server's whole life, as a service manager would.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut http = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        if let Some(addr) = line.strip_prefix("listening device-http ") {
+            http = Some(addr.to_string());
+            break;
+        }
+    }
+    let http = http.unwrap_or_else(|| panic!("no listener; exit: {:?}", child.try_wait()));
+    let url = format!("http://{http}{DEVICE_PATH}");
+    let c = reqwest::Client::new();
+    let mut d = device(9);
+    for _ in 0..3 {
+        let body = d.register_request(&t, Utc::now()).unwrap();
+        let r = c.post(&url).body(body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let reply = read_reply(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(reply.payload.status, "SUCCESS");
+        d.accept(&reply, Utc::now()).unwrap();
+        let body = d.authorize_request(Utc::now()).unwrap();
+        let r = c.post(&url).body(body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        // Garbage is logged as a warning on the request's worker thread.
+        let r = c.post(&url).body("<not-callhome/>").send().await.unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the satellite died");
+    Command::new("kill")
+        .args(["-15", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(registered(&data, &d.chassis.serial));
+}
