@@ -427,6 +427,23 @@ pub fn load_config(cli: &Cli) -> Result<(Config, Vec<String>)> {
     Ok((Config::build(file, env, flags)?, warnings))
 }
 
+/// Standard error that never reports a failed write. When stderr is a file on a disk that
+/// is full or turned read-only, tracing would otherwise complain with `eprintln!`, which
+/// panics on the same failure and takes down whichever thread logged: the database writer
+/// among them. A lost log line is the lesser harm.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 pub fn init_logging(config: &Config, serving: bool) {
     let default = if serving {
         config.log_level.as_str()
@@ -437,7 +454,7 @@ pub fn init_logging(config: &Config, serving: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -647,7 +664,12 @@ pub async fn run_command(
         }
         Command::Sync(SyncCmd::Now) => {
             progress("synchronising with upstream…");
-            let r = crate::sync::online::sync_now(ctx, data_dir, &Default::default()).await?;
+            let r = crate::sync::online::sync_now(
+                ctx,
+                data_dir,
+                &crate::sync::online::RetryPolicy::from_env(),
+            )
+            .await?;
             writeln!(
                 out,
                 "synchronised: response {} with {} virtual account(s), {} license line(s)",

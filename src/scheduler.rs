@@ -64,7 +64,13 @@ fn start_sync(ctx: Ctx, data_dir: std::path::PathBuf, schedule: cron::Schedule) 
             if crate::app::sync::upstream(&ctx).await.is_err() {
                 continue;
             }
-            match crate::sync::online::sync_now(&ctx, &data_dir, &Default::default()).await {
+            match crate::sync::online::sync_now(
+                &ctx,
+                &data_dir,
+                &crate::sync::online::RetryPolicy::from_env(),
+            )
+            .await
+            {
                 Ok(r) => tracing::info!(response = r.sequence, "scheduled sync done"),
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduled sync failed; serving from the last pool")

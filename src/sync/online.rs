@@ -26,6 +26,28 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The default policy, adjusted by `SATELLITE_SYNC_TIMEOUT` (seconds per attempt) and
+    /// `SATELLITE_SYNC_ATTEMPTS` when they hold a positive number: a site behind a slow
+    /// link raises the first, a drill or a test lowers both. Other values are ignored.
+    pub fn from_env() -> RetryPolicy {
+        let positive = |key: &str| {
+            std::env::var(key)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|n| *n > 0)
+        };
+        let mut p = RetryPolicy::default();
+        if let Some(s) = positive("SATELLITE_SYNC_TIMEOUT") {
+            p.timeout = Duration::from_secs(s.min(86_400));
+        }
+        if let Some(n) = positive("SATELLITE_SYNC_ATTEMPTS") {
+            p.attempts = u32::try_from(n.min(100)).unwrap_or(1);
+        }
+        p
+    }
+}
+
 fn endpoint(base: &str) -> String {
     let b = base.trim_end_matches('/');
     if b.ends_with(SYNC_PATH) {
@@ -47,6 +69,22 @@ fn client(ca_pem: Option<&str>, timeout: Duration) -> AppResult<reqwest::Client>
         .map_err(|e| AppError::Internal(format!("HTTP client: {e}")))
 }
 
+/// An error with its causes: reqwest's own text names only the URL, while the reason an
+/// operator can act on (refused, timed out, certificate) sits in the sources.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        source = s.source();
+    }
+    text
+}
+
 enum Attempt {
     Done(Vec<u8>),
     Retry(String),
@@ -62,12 +100,18 @@ async fn post_once(client: &reqwest::Client, url: &str, body: &[u8]) -> Attempt 
         .await
     {
         Ok(r) => r,
-        Err(e) => return Attempt::Retry(format!("upstream unreachable: {e}")),
+        Err(e) if e.is_timeout() => {
+            return Attempt::Retry(format!(
+                "upstream did not answer in time: {}",
+                with_causes(&e)
+            ))
+        }
+        Err(e) => return Attempt::Retry(format!("upstream unreachable: {}", with_causes(&e))),
     };
     let status = resp.status();
     let bytes = match resp.bytes().await {
         Ok(b) => b,
-        Err(e) => return Attempt::Retry(format!("answer cut off: {e}")),
+        Err(e) => return Attempt::Retry(format!("answer cut off: {}", with_causes(&e))),
     };
     if status.is_success() {
         Attempt::Done(bytes.to_vec())
