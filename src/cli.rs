@@ -95,6 +95,37 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Check certificates, clock, host name, listeners and database; say what to fix
     Doctor,
+    /// Reports over the database (usage history)
+    #[command(subcommand)]
+    Report(ReportCmd),
+    /// Probe a running server's /healthz over plain HTTP; exit 0 when it answers 200
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCmd {
+    /// Daily usage snapshots of one virtual account
+    Usage {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        va: String,
+        /// How many days back
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    /// http:// URL to GET [default: /healthz on this configuration's device HTTP listener]
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Seconds allowed for connecting and for the answer
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -393,6 +424,16 @@ pub enum LicenseCmd {
         #[arg(long)]
         description: Option<String>,
     },
+    /// Licenses per virtual account and tag: purchased, transferred, in use, status
+    List {
+        #[arg(long)]
+        account: String,
+        /// One virtual account (default: all of the account)
+        #[arg(long)]
+        va: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 /// Builds the effective configuration for the parsed command line.
@@ -545,6 +586,7 @@ pub async fn run_command(
         | Command::Simulate(_)
         | Command::Backup(_)
         | Command::Restore(_)
+        | Command::Healthcheck(_)
         | Command::Doctor => {
             bail!("this command is dispatched before the data dir is opened")
         }
@@ -555,10 +597,12 @@ pub async fn run_command(
             batch,
         } => {
             let started = std::time::Instant::now();
+            let mut line = ProgressLine::new();
             let n = app::populate::populate(ctx, &me, &account, &va, devices, batch, |done| {
-                progress(&format!("{done}/{devices} instances"));
+                line.update(&count_progress(done, devices, started.elapsed()));
             })
             .await?;
+            line.finish();
             writeln!(
                 out,
                 "registered {n} synthetic instance(s) in {:.1} s",
@@ -962,6 +1006,26 @@ pub async fn run_command(
             let revoked = app::tokens::revoke(ctx, &me, &account, None, tokens).await?;
             writeln!(out, "revoked {} token(s)", revoked.len())?;
         }
+        Command::License(LicenseCmd::List {
+            account,
+            va,
+            format,
+        }) => {
+            let lines = app::licenses::list(ctx, &me, &account, va.into_iter().collect()).await?;
+            write_licenses(&mut out, &lines, format)?;
+        }
+        Command::Report(ReportCmd::Usage {
+            account,
+            va,
+            days,
+            format,
+        }) => {
+            if !(1..=3660).contains(&days) {
+                bail!("--days must be between 1 and 3660");
+            }
+            let rows = app::licenses::usage_history(ctx, &me, &account, &va, days).await?;
+            write_usage(&mut out, &rows, format)?;
+        }
         Command::License(LicenseCmd::Add {
             account,
             va,
@@ -1004,6 +1068,152 @@ fn progress(msg: &str) {
     }
 }
 
+/// "done/total (percent) rate": the text of an in-place progress line.
+pub fn count_progress(done: u64, total: u64, elapsed: std::time::Duration) -> String {
+    let pct = if total == 0 {
+        100.0
+    } else {
+        done as f64 * 100.0 / total as f64
+    };
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    format!("{done}/{total} instances ({pct:.0}%, {rate:.0}/s)")
+}
+
+/// One status line rewritten in place with `\r` on a terminal; silent otherwise.
+pub struct ProgressLine {
+    on: bool,
+    width: usize,
+}
+
+impl ProgressLine {
+    pub fn new() -> ProgressLine {
+        ProgressLine {
+            on: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            width: 0,
+        }
+    }
+
+    pub fn update(&mut self, text: &str) {
+        if !self.on {
+            return;
+        }
+        // Blanks cover the tail of a longer previous line.
+        let pad = self.width.saturating_sub(text.chars().count());
+        self.width = text.chars().count();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{text}{}", " ".repeat(pad));
+        let _ = err.flush();
+    }
+
+    /// Ends the line so the next output starts on its own.
+    pub fn finish(&mut self) {
+        if self.on && self.width > 0 {
+            eprintln!();
+            self.width = 0;
+        }
+    }
+}
+
+impl Default for ProgressLine {
+    fn default() -> Self {
+        ProgressLine::new()
+    }
+}
+
+fn write_licenses(
+    out: &mut impl Write,
+    lines: &[app::licenses::LicenseLine],
+    format: Format,
+) -> Result<()> {
+    match format {
+        Format::Json => {
+            let items: Vec<serde_json::Value> =
+                lines.iter().map(crate::api::licenses::line_json).collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+        }
+        Format::Csv => {
+            writeln!(out, "virtual_account,tag,description,kind,purchased,transferred_in,transferred_out,available,in_use,spare,shortfall,status")?;
+            for l in lines {
+                let t = &l.compliance;
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{},{}",
+                    csv_field(&l.virtual_account),
+                    csv_field(&t.tag),
+                    csv_field(&t.description),
+                    t.kind.as_str(),
+                    t.purchased,
+                    t.transferred_in,
+                    t.transferred_out,
+                    t.available,
+                    t.in_use,
+                    t.spare(),
+                    t.shortfall(),
+                    t.status.as_str()
+                )?;
+            }
+        }
+        Format::Table => {
+            for l in lines {
+                let t = &l.compliance;
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\tin use {} of {}\t{}",
+                    l.virtual_account,
+                    t.tag,
+                    t.kind.as_str(),
+                    t.in_use,
+                    t.available,
+                    t.status.as_str()
+                )?;
+            }
+            writeln!(out, "{} license line(s)", lines.len())?;
+        }
+    }
+    Ok(())
+}
+
+fn write_usage(
+    out: &mut impl Write,
+    rows: &[crate::storage::snapshots::Snapshot],
+    format: Format,
+) -> Result<()> {
+    match format {
+        Format::Json => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|s| serde_json::json!({"date": s.day, "license": s.tag, "inUse": s.in_use, "quantity": s.available}))
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+        }
+        Format::Csv => {
+            writeln!(out, "date,tag,in_use,available")?;
+            for s in rows {
+                writeln!(
+                    out,
+                    "{},{},{},{}",
+                    s.day,
+                    csv_field(&s.tag),
+                    s.in_use,
+                    s.available
+                )?;
+            }
+        }
+        Format::Table => {
+            for s in rows {
+                writeln!(
+                    out,
+                    "{}\t{}\tin use {} of {}",
+                    s.day, s.tag, s.in_use, s.available
+                )?;
+            }
+            writeln!(out, "{} snapshot(s)", rows.len())?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads a sync file from disk, refusing anything over the format's archive limit.
 fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>> {
     let max = crate::sync::archive::Limits::default().max_archive_bytes;
@@ -1034,13 +1244,18 @@ fn parse_sudis(items: &[String]) -> Result<Vec<app::devices::SudiRef>> {
         .collect()
 }
 
-/// Runs `backup`, `restore` and `doctor`: they must not initialise the data dir the way
-/// `open_ctx` does (restore needs it empty; the others only read).
+/// Runs `backup`, `restore`, `doctor` and `healthcheck`: they must not initialise the data
+/// dir the way `open_ctx` does (restore needs it empty; the others only read).
 pub fn run_ops(cmd: Command, config: &Config, clock: &Clock) -> Result<()> {
     use crate::ops::{backup, doctor};
     let mut out = std::io::stdout().lock();
     match cmd {
         Command::Backup(a) => {
+            progress(&format!(
+                "copying {} into {}…",
+                config.data_dir.display(),
+                a.out.display()
+            ));
             let s = backup::backup(&config.data_dir, &a.out, clock.now())?;
             for skipped in &s.skipped {
                 eprintln!("skipped {skipped}: not a regular file");
@@ -1078,6 +1293,13 @@ pub fn run_ops(cmd: Command, config: &Config, clock: &Clock) -> Result<()> {
             if failed > 0 {
                 bail!("{failed} check(s) failed");
             }
+        }
+        Command::Healthcheck(a) => {
+            let url = a
+                .url
+                .unwrap_or_else(|| crate::ops::health::default_url(config));
+            crate::ops::health::probe(&url, std::time::Duration::from_secs(a.timeout.max(1)))?;
+            writeln!(out, "ok {url}")?;
         }
         _ => bail!("not an operations command"),
     }

@@ -55,6 +55,10 @@ pub struct Config {
     /// Cron schedule (with seconds) of online sync.
     pub sync_schedule: String,
     pub access_token_seconds: i64,
+    /// Send sync-overdue alerts to the local syslog as well as the log.
+    pub syslog: bool,
+    /// Unix datagram socket of the local syslog daemon.
+    pub syslog_socket: PathBuf,
 }
 
 impl Default for Config {
@@ -72,6 +76,8 @@ impl Default for Config {
             log_level: "info".into(),
             sync_schedule: "0 0 2 * * *".into(),
             access_token_seconds: 3600,
+            syslog: false,
+            syslog_socket: PathBuf::from("/dev/log"),
         }
     }
 }
@@ -92,6 +98,8 @@ pub struct Layer {
     pub log_level: Option<String>,
     pub sync_schedule: Option<String>,
     pub access_token_seconds: Option<i64>,
+    pub syslog: Option<bool>,
+    pub syslog_socket: Option<PathBuf>,
 }
 
 /// Every key a file may hold; anything else draws a warning.
@@ -108,6 +116,8 @@ pub const KEYS: &[&str] = &[
     "log_level",
     "sync_schedule",
     "access_token_seconds",
+    "syslog",
+    "syslog_socket",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +185,11 @@ impl Layer {
                         message: format!("{v:?} is not a whole number"),
                     })?;
                     toml::Value::Integer(n)
+                } else if *key == "syslog" {
+                    toml::Value::Boolean(parse_bool(&v).ok_or_else(|| ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("{v:?} is not true or false"),
+                    })?)
                 } else {
                     toml::Value::String(v)
                 };
@@ -224,6 +239,21 @@ impl Layer {
         if let Some(v) = self.access_token_seconds {
             c.access_token_seconds = v;
         }
+        if let Some(v) = self.syslog {
+            c.syslog = v;
+        }
+        if let Some(v) = self.syslog_socket {
+            c.syslog_socket = v;
+        }
+    }
+}
+
+/// Environment booleans as people write them in unit files and compose files.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -284,6 +314,22 @@ mod tests {
         assert_eq!(c.device_http_addr.port(), 2002);
         assert_eq!(c.device_https_addr.port(), 1003);
         assert_eq!(c.sync_schedule, "0 0 2 * * *");
+    }
+
+    #[test]
+    fn syslog_comes_from_the_environment() {
+        let env = Layer::from_env_vars(|k| match k {
+            "SATELLITE_SYSLOG" => Some("yes".into()),
+            "SATELLITE_SYSLOG_SOCKET" => Some("/run/test.sock".into()),
+            _ => None,
+        })
+        .unwrap();
+        let c = Config::build(None, env, Layer::default()).unwrap();
+        assert!(c.syslog);
+        assert_eq!(c.syslog_socket, PathBuf::from("/run/test.sock"));
+        assert!(!Config::default().syslog);
+        let bad = Layer::from_env_vars(|k| (k == "SATELLITE_SYSLOG").then(|| "maybe".into()));
+        assert!(bad.unwrap_err().to_string().contains("SATELLITE_SYSLOG"));
     }
 
     #[test]

@@ -36,9 +36,10 @@ fn run(args: Cli) -> anyhow::Result<()> {
         .build()?;
     let command = match args.command {
         Command::Simulate(a) => return runtime.block_on(cli::run_simulate(a)),
-        c @ (Command::Backup(_) | Command::Restore(_) | Command::Doctor) => {
-            return cli::run_ops(c, &config, &clock)
-        }
+        c @ (Command::Backup(_)
+        | Command::Restore(_)
+        | Command::Doctor
+        | Command::Healthcheck(_)) => return cli::run_ops(c, &config, &clock),
         c => c,
     };
     let ctx = cli::open_ctx(&config, clock, serving)?;

@@ -161,6 +161,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
             .wrap(security_headers())
             .wrap(middleware::Compress::default())
             .wrap(middleware::from_fn(limit_headers))
+            .wrap(middleware::from_fn(crate::ops::request_log::middleware))
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(crate::ops::metrics::handler))
             .configure(api::configure)
@@ -181,6 +182,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
             .app_data(device_state.clone())
             .app_data(gateway.clone())
             .wrap(middleware::from_fn(limit_headers))
+            .wrap(middleware::from_fn(crate::ops::request_log::middleware))
             .route("/healthz", web::get().to(healthz))
             .configure(crate::gateway::http::configure)
     })
@@ -195,6 +197,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     .run();
 
     crate::scheduler::start(ctx.clone(), &config);
+    crate::ops::syslog::start(ctx.clone(), &config);
     let console_handle = console_server.handle();
     let device_handle = device_server.handle();
     let console_task = tokio::spawn(console_server);

@@ -564,8 +564,160 @@ pub fn check_key_modes(config: &Config) -> Check {
     }
 }
 
-pub fn check_sync() -> Check {
-    Check::ok("sync", "not configured (no upstream set)")
+/// A satellite whose last successful sync is older than this is warned about.
+pub const SYNC_WARN_DAYS: i64 = 30;
+/// ...and older than this fails: its pool no longer reflects what was bought.
+pub const SYNC_FAIL_DAYS: i64 = 90;
+/// An authority warns about satellites silent for longer than this.
+pub const SATELLITE_SILENT_DAYS: i64 = 30;
+
+/// Setting keys written by `app::sync`; a test below writes through it and reads them here.
+const UPSTREAM_URL: &str = "upstream.url";
+const LAST_SUCCESS: &str = "sync.last_success_at";
+const LAST_FAILURE: &str = "sync.last_failure_at";
+const LAST_FAILURE_REASON: &str = "sync.last_failure";
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Sync health from the database: on a satellite the age of the last success and the last
+/// failure's reason; on an authority the satellites it has not heard from.
+pub fn check_sync(config: &Config, now: DateTime<Utc>) -> Check {
+    let path = config.data_dir.join(DB_FILE);
+    if !path.exists() {
+        return Check::ok("sync", "no database yet");
+    }
+    let read = || -> rusqlite::Result<Check> {
+        let c = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        c.execute_batch("PRAGMA query_only = ON;")?;
+        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version < 2 {
+            // Before the sync schema nothing can have been configured.
+            return Ok(Check::ok("sync", "not configured (no upstream set)"));
+        }
+        let stored = settings::get_setting(&c, "role")?;
+        let authority = match config.role {
+            Some(r) => r == crate::config::ServerRole::Authority,
+            None => stored.as_deref() == Some("authority"),
+        };
+        if authority {
+            authority_sync(&c, now)
+        } else {
+            satellite_sync(&c, now)
+        }
+    };
+    read().unwrap_or_else(|e| {
+        Check::fail(
+            "sync",
+            format!("cannot read the sync state from {}: {e}", path.display()),
+            "see the database check above",
+        )
+    })
+}
+
+fn satellite_sync(c: &Connection, now: DateTime<Utc>) -> rusqlite::Result<Check> {
+    let Some(url) = settings::get_setting(c, UPSTREAM_URL)? else {
+        return Ok(Check::ok("sync", "not configured (no upstream set)"));
+    };
+    let success = settings::get_setting(c, LAST_SUCCESS)?;
+    let success_at = success.as_deref().and_then(parse_time);
+    let failure_at = settings::get_setting(c, LAST_FAILURE)?;
+    let reason = settings::get_setting(c, LAST_FAILURE_REASON)?;
+    // Only a failure after the last success says something about the link now.
+    let failure = match (&failure_at, failure_at.as_deref().and_then(parse_time)) {
+        (Some(text), Some(t)) if success_at.is_none_or(|s| t > s) => Some(format!(
+            "; last failure {text}: {}",
+            reason.as_deref().unwrap_or("no reason recorded")
+        )),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let fix = "run `satellite sync now` and read its error, or carry files: `satellite sync export`, `satellite sync answer` on the authority, `satellite sync import`";
+    let Some(t) = success_at else {
+        return Ok(Check::warn(
+            "sync",
+            format!("upstream {url}: never synchronised{failure}"),
+            fix,
+        ));
+    };
+    let age = (now - t).num_days();
+    let detail = format!(
+        "upstream {url}: last success {} ({age} days ago){failure}",
+        rfc3339(t)
+    );
+    Ok(if age > SYNC_FAIL_DAYS {
+        Check::fail(
+            "sync",
+            format!("{detail}; more than {SYNC_FAIL_DAYS} days"),
+            fix,
+        )
+    } else if age > SYNC_WARN_DAYS {
+        Check::warn(
+            "sync",
+            format!("{detail}; more than {SYNC_WARN_DAYS} days"),
+            fix,
+        )
+    } else {
+        Check::ok("sync", detail)
+    })
+}
+
+fn authority_sync(c: &Connection, now: DateTime<Utc>) -> rusqlite::Result<Check> {
+    let mut st = c.prepare(
+        "SELECT satellite_id, name, last_sync_at, created_at FROM satellites ORDER BY satellite_id",
+    )?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if rows.is_empty() {
+        return Ok(Check::ok("sync", "authority: no satellites enrolled"));
+    }
+    let limit = now - Duration::days(SATELLITE_SILENT_DAYS);
+    let silent: Vec<String> = rows
+        .iter()
+        .filter_map(|(id, name, last, created)| {
+            // A satellite that never synced is judged from when it was registered.
+            let seen = crate::storage::from_ts(last.unwrap_or(*created));
+            (seen < limit).then(|| match last {
+                Some(_) => format!("{id} ({name}, last sync {})", rfc3339(seen)),
+                None => format!("{id} ({name}, never synced, enrolled {})", rfc3339(seen)),
+            })
+        })
+        .collect();
+    Ok(if silent.is_empty() {
+        Check::ok(
+            "sync",
+            format!(
+                "authority: {} satellite(s), all heard from within {SATELLITE_SILENT_DAYS} days",
+                rows.len()
+            ),
+        )
+    } else {
+        Check::warn(
+            "sync",
+            format!(
+                "authority: {} of {} satellite(s) not heard from in {SATELLITE_SILENT_DAYS} days: {}",
+                silent.len(),
+                rows.len(),
+                silent.join(", ")
+            ),
+            "check each site's link to this authority (`satellite sync status` there), or answer its request files with `satellite sync answer`",
+        )
+    })
 }
 
 /// Every check, in the order they are printed.
@@ -585,7 +737,7 @@ pub fn run(config: &Config, clock: &Clock) -> Vec<Check> {
     }
     checks.push(check_database(&config.data_dir));
     checks.push(check_key_modes(config));
-    checks.push(check_sync());
+    checks.push(check_sync(config, now));
     checks
 }
 
@@ -665,6 +817,130 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(check_database(dir.path()).level, Level::Warn);
         assert!(!dir.path().join(DB_FILE).exists(), "doctor creates nothing");
+    }
+
+    use crate::storage::StorageError;
+
+    fn store_with(role: &str) -> (tempfile::TempDir, crate::app::Ctx) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::storage::Store::open(dir.path()).unwrap();
+        let r = role.to_string();
+        store
+            .write_blocking(move |c| {
+                settings::put_setting(c, "role", &r).map_err(StorageError::from)
+            })
+            .unwrap();
+        let role = crate::config::ServerRole::parse(role).unwrap();
+        let ctx = crate::app::Ctx {
+            store,
+            clock: Clock::system(),
+            role,
+        };
+        (dir, ctx)
+    }
+
+    fn config_for(dir: &Path) -> Config {
+        Config {
+            data_dir: dir.to_path_buf(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn satellite_sync_age_warns_then_fails_and_names_the_failure() {
+        let (dir, ctx) = store_with("satellite");
+        let config = config_for(dir.path());
+        let now = Utc::now();
+        let c = check_sync(&config, now);
+        assert_eq!(c.level, Level::Ok, "{c}");
+        assert!(c.detail.contains("not configured"), "{c}");
+        ctx.store
+            .write_blocking(|c| {
+                settings::put_setting(c, UPSTREAM_URL, "https://auth:8443/")
+                    .map_err(StorageError::from)
+            })
+            .unwrap();
+        let c = check_sync(&config, now);
+        assert_eq!(c.level, Level::Warn, "{c}");
+        assert!(c.detail.contains("never"), "{c}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(crate::app::sync::record_failure(
+            &ctx,
+            "authority refused: bad token",
+        ))
+        .unwrap();
+        let c = check_sync(&config, now);
+        assert!(c.detail.contains("bad token"), "{c}");
+        let put = |days: i64| {
+            let t = rfc3339(now - Duration::days(days));
+            ctx.store
+                .write_blocking(move |c| {
+                    settings::put_setting(c, LAST_SUCCESS, &t).map_err(StorageError::from)
+                })
+                .unwrap();
+        };
+        put(2);
+        let c = check_sync(&config, now);
+        assert_eq!(c.level, Level::Ok, "{c}");
+        assert!(
+            c.detail.contains("bad token"),
+            "a later failure is news: {c}"
+        );
+        let earlier = rfc3339(now - Duration::days(5));
+        ctx.store
+            .write_blocking(move |c| {
+                settings::put_setting(c, LAST_FAILURE, &earlier).map_err(StorageError::from)
+            })
+            .unwrap();
+        let c = check_sync(&config, now);
+        assert!(
+            !c.detail.contains("bad token"),
+            "an older failure is not news: {c}"
+        );
+        put(31);
+        assert_eq!(check_sync(&config, now).level, Level::Warn);
+        put(91);
+        let c = check_sync(&config, now);
+        assert_eq!(c.level, Level::Fail, "{c}");
+        assert!(c.to_string().contains("fix: "), "{c}");
+        ctx.store.close();
+    }
+
+    #[test]
+    fn authority_warns_about_silent_satellites() {
+        let (dir, ctx) = store_with("authority");
+        let config = config_for(dir.path());
+        let now = Utc::now();
+        assert!(check_sync(&config, now).detail.contains("no satellites"));
+        ctx.store
+            .write_blocking(move |c| {
+                let acc = crate::storage::accounts::insert_account(c, "Acme", now)?;
+                let old = now - Duration::days(40);
+                let a = crate::storage::sync::insert_satellite(c, "sat-a", "east", acc, "h1", old)?;
+                crate::storage::sync::record_answer(
+                    c,
+                    a,
+                    1,
+                    "d",
+                    1,
+                    b"r",
+                    now - Duration::days(1),
+                )?;
+                crate::storage::sync::insert_satellite(c, "sat-b", "west", acc, "h2", old)?;
+                Ok::<_, StorageError>(())
+            })
+            .unwrap();
+        let c = check_sync(&config, now);
+        assert_eq!(c.level, Level::Warn, "{c}");
+        assert!(
+            c.detail.contains("sat-b") && !c.detail.contains("sat-a"),
+            "{c}"
+        );
+        let c = check_sync(&config, now - Duration::days(20));
+        assert_eq!(c.level, Level::Ok, "{c}");
+        ctx.store.close();
     }
 
     #[test]
