@@ -1,16 +1,16 @@
-//! Faults around a running satellite: a full disk, a disk that turns read-only, an upstream
-//! that is down, silent or answers garbage. Devices get retryable 503s, nothing is corrupted.
-//!
-//! The disk tests mount file systems, so they need CAP_SYS_ADMIN (root here and in CI).
-//! Without it they say so and pass, except under `CI`, where they fail rather than skip.
-//!
-//! A read-only disk cannot be made with `mount -o remount,ro` while the satellite runs: the
-//! kernel refuses (EBUSY) as long as a file on it is open for writing, and SQLite keeps the
-//! database open. The way a disk really turns read-only under a running process is a file
-//! system error with `errors=remount-ro`; the test provokes one on an ext4 image through
-//! `/sys/fs/ext4/<dev>/trigger_fs_error`. Such an emergency read-only mount cannot be made
-//! writable again while mounted, so recovery is the operator's: stop, unmount, fsck, mount,
-//! start.
+//! Faults around a running satellite: a full or read-only disk, an unwritable log, and an
+//! upstream that is down, silent or garbling. It never leaves a mount behind, even on failure.
+
+// The disk tests mount file systems, so they need CAP_SYS_ADMIN (root here and in CI).
+// Without it they say so and pass, except under `CI`, where they fail rather than skip.
+//
+// A read-only disk cannot be made with `mount -o remount,ro` while the satellite runs: the
+// kernel refuses (EBUSY) as long as a file on it is open for writing, and SQLite keeps the
+// database open. The way a disk really turns read-only under a running process is a file
+// system error with `errors=remount-ro`; the test provokes one on an ext4 image through
+// `/sys/fs/ext4/<dev>/trigger_fs_error`. Such an emergency read-only mount cannot be made
+// writable again while mounted, so recovery is the operator's: stop, unmount, fsck, mount,
+// start.
 
 mod common;
 
