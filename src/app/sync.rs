@@ -78,8 +78,9 @@ pub async fn enroll_create(
     name: &str,
     vas: Vec<String>,
 ) -> AppResult<Enrollment> {
-    require_authority(ctx, "enrolling satellites")?;
+    // The role first: whoever may not enroll learns nothing about this server's role.
     require(who, Permission::Administer, None)?;
+    require_authority(ctx, "enrolling satellites")?;
     let name = name.trim().to_string();
     if name.is_empty() || name.len() > 128 {
         return Err(AppError::Invalid(

@@ -356,8 +356,8 @@ pub async fn enroll(req: HttpRequest, p: Posted) -> ConsoleResult<HttpResponse> 
 
 pub async fn authority_key(req: HttpRequest, s: Signed) -> ConsoleResult<HttpResponse> {
     let state = state_of(&req)?;
-    crate::app::require_authority(&state.ctx, "serving the authority key")?;
     require(s.principal(), Permission::Read, None)?;
+    crate::app::require_authority(&state.ctx, "serving the authority key")?;
     let pem = app_sync::key_pair(&state.config.data_dir)?.public_key_pem();
     Ok(HttpResponse::Ok()
         .content_type("application/x-pem-file")
