@@ -49,7 +49,9 @@ impl FromRequest for Caller {
                 }
             }
             Err(AppError::Unauthorized(
-                "authentication required: send a bearer token from /oauth/token".into(),
+                "authentication required: send a bearer token from /oauth/token, or a console \
+                 session cookie (with its X-CSRF-Token header on anything but GET)"
+                    .into(),
             )
             .into())
         })

@@ -77,13 +77,17 @@ pub fn build() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {"title": "satellite API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Smart Licensing on-prem API. Authenticate with POST /oauth/token, then send Authorization: Bearer <token>."},
+                 "description": "Smart Licensing on-prem API. Authenticate with POST /oauth/token, then send Authorization: Bearer <token>. A signed-in console session is accepted too: its cookie, plus its CSRF token in the X-CSRF-Token header on anything but GET."},
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "__Host-satellite",
+                            "description": "A console session; requests other than GET also need the session's CSRF token in the X-CSRF-Token header."}
+            },
             "schemas": {"Error": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ERROR"]}, "statusMessage": {"type": "string"}}}}
         },
-        "security": [{"bearer": []}]
+        "security": [{"bearer": []}, {"session": []}]
     })
 }
 
