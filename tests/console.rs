@@ -2,15 +2,17 @@
 //! real binary, plus raw HTTP checks of sessions, CSRF, roles and throttling.
 
 mod common;
+#[path = "common/console_http.rs"]
+mod console_http;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
 use chrono::Utc;
 use common::*;
+use console_http::*;
 use satellite::simulate::client::{read_reply, Reply, SimDevice};
 use satellite::simulate::device::{seed_scenario, Chassis};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use webdriver::{Browser, Driver};
 
 const ACC: &str = "Forty-Two uLtd.";
@@ -22,27 +24,6 @@ const DEVICE_PATH: &str = "/Transportgateway/services/DeviceRequestHandler";
 
 fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/console")
-}
-
-fn add_user(data: &Path, name: &str, role: &str, password: &str) {
-    use std::io::Write;
-    let mut child = Command::new(bin())
-        .arg("--data")
-        .arg(data)
-        .args(["user", "add", name, "--role", role, "--password-stdin"])
-        .env("SATELLITE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// An account with two virtual accounts and purchased licenses, EULA not yet accepted.
@@ -82,92 +63,7 @@ fn seed(data: &Path) {
             "sia",
         ],
     );
-    add_user(data, "viewer", "viewer", VIEWER_PASSWORD);
-}
-
-/// An HTTPS client that trusts the server's certificate and does not follow redirects,
-/// so the session cookie of a login answer can be read.
-fn raw_client(s: &Server) -> reqwest::Client {
-    install_provider();
-    let pem = std::fs::read(s.data.join("tls/console.crt")).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-        .resolve(
-            "localhost",
-            format!("127.0.0.1:{}", port_of(&s.console))
-                .parse()
-                .unwrap(),
-        )
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// The value of a hidden `csrf` field in a page.
-fn csrf_in(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("page has a csrf field");
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(str::to_string)
-}
-
-fn cookie_value(header: &str) -> String {
-    header
-        .split(';')
-        .next()
-        .and_then(|kv| kv.split_once('='))
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_default()
-}
-
-/// Signs in over plain HTTP as a browser would; returns the raw Set-Cookie of the session.
-async fn login_raw(
-    s: &Server,
-    c: &reqwest::Client,
-    user: &str,
-    password: &str,
-) -> reqwest::Response {
-    let page = c.get(s.console_url("/login")).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let pre = cookie_value(&set_cookie(&page, "__Host-satellite-login").expect("login cookie"));
-    let html = page.text().await.unwrap();
-    c.post(s.console_url("/login"))
-        .header("Cookie", format!("__Host-satellite-login={pre}"))
-        .form(&[
-            ("csrf", csrf_in(&html).as_str()),
-            ("username", user),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn session_of(s: &Server, c: &reqwest::Client, user: &str, password: &str) -> String {
-    let r = login_raw(s, c, user, password).await;
-    assert_eq!(r.status(), 303, "login of {user}");
-    cookie_value(&set_cookie(&r, "__Host-satellite").expect("session cookie"))
-}
-
-async fn get_page(s: &Server, c: &reqwest::Client, session: &str, path: &str) -> (u16, String) {
-    let r = c
-        .get(s.console_url(path))
-        .header("Cookie", format!("__Host-satellite={session}"))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    add_user(data, "viewer", "viewer", VIEWER_PASSWORD, &[]);
 }
 
 async fn register_device(s: &Server, token: &str, serial: &str) -> Reply {
@@ -355,6 +251,9 @@ async fn an_operator_runs_the_console_in_a_real_browser() {
     let (st, csv) = get_page(&s, &c, &session, &format!("/reports/licenses.csv?{acc_q}")).await;
     assert_eq!(st, 200);
     assert!(csv.contains(&format!("{LAB},{TAG},")), "{csv}");
+    b.goto(&s.console_url(&format!("/reports?{acc_q}"))).await;
+    assert!(b.source().await.contains("/reports/usage.csv?"));
+    b.screenshot(&shots.join("reports.png")).await;
 
     // Sign out: the old cookie is worthless afterwards.
     b.click_on("header form[action='/logout'] button").await;
@@ -563,21 +462,6 @@ async fn browser_session(b: &Browser) -> String {
         .to_string()
 }
 
-async fn post_form(
-    s: &Server,
-    c: &reqwest::Client,
-    session: &str,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    c.post(s.console_url(path))
-        .header("Cookie", format!("__Host-satellite={session}"))
-        .form(fields)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Four days of usage snapshots for one VA, ending today, straight into the database.
 fn seed_snapshots(data: &Path, account: &str, va: &str, tag: &str) {
     let db = rusqlite::Connection::open(data.join("satellite.db")).unwrap();
@@ -629,8 +513,8 @@ async fn sync_users_and_trends_pages_work_in_a_real_browser() {
             "2",
         ],
     );
-    add_user(&auth, "viewer", "viewer", VIEWER_PASSWORD);
-    add_user(&sat, "viewer", "viewer", VIEWER_PASSWORD);
+    add_user(&auth, "viewer", "viewer", VIEWER_PASSWORD, &[]);
+    add_user(&sat, "viewer", "viewer", VIEWER_PASSWORD, &[]);
     seed_snapshots(&auth, "Acme", "CORE", TAG);
     let shots = artifacts();
     let driver = Driver::start().await;
