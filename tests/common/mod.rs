@@ -231,16 +231,16 @@ pub fn install_provider() {
 
 /// Creates an API client with `role` through the CLI and returns a bearer token for it.
 pub async fn bearer(server: &Server, role: &str) -> String {
-    let out = ok(
-        &server.data,
-        &[
-            "api-client",
-            "create",
-            &format!("{role}-client"),
-            "--role",
-            role,
-        ],
-    );
+    bearer_scoped(server, &format!("{role}-client"), role, &[]).await
+}
+
+/// A bearer token of a new API client limited to `accounts`.
+pub async fn bearer_scoped(server: &Server, name: &str, role: &str, accounts: &[&str]) -> String {
+    let mut args = vec!["api-client", "create", name, "--role", role];
+    for a in accounts {
+        args.extend(["--account", a]);
+    }
+    let out = ok(&server.data, &args);
     let mut id = String::new();
     let mut secret = String::new();
     for line in out.lines() {
