@@ -2,6 +2,8 @@
 //! system-admins manage them, everyone else is refused, and the last admin stays.
 
 mod common;
+#[path = "common/webdriver.rs"]
+mod webdriver;
 
 use common::*;
 use serde_json::{json, Value};
@@ -639,5 +641,46 @@ async fn the_last_enabled_admin_stays_and_nobody_disables_or_deletes_themself() 
     assert!(ok(&s.data, &["user", "enable", "helper"]).contains("enabled user helper"));
     assert!(ok(&s.data, &["user", "delete", "helper"]).contains("deleted user helper"));
     assert!(!ok(&s.data, &["user", "list"]).contains("helper"));
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_page_disables_enables_and_deletes_through_confirmations_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data);
+    ok(&data, &["user", "add", "helper", "--role", "viewer"]);
+    let driver = webdriver::Driver::start().await;
+    let b = driver.browser(&dir.path().join("profile")).await;
+    b.goto(&s.console_url("/login")).await;
+    b.fill("input[name=username]", "admin").await;
+    b.fill("input[name=password]", ADMIN_PASSWORD).await;
+    b.click_on("#sign-in").await;
+    b.wait_source("<h1>Dashboard</h1>").await;
+
+    b.goto(&s.console_url("/users")).await;
+    let row = "#users tr[data-user=helper]";
+    b.click_on(&format!("{row} form[action=\"/users/disable\"] button"))
+        .await;
+    let question = b.accept_dialog().await;
+    assert!(question.contains("Disable this user"), "{question}");
+    b.wait_source("User disabled").await;
+    assert!(b.text_of(row).await.contains("disabled"));
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/console");
+    b.screenshot(&shots.join("users-disabled.png")).await;
+
+    b.click_on(&format!("{row} form[action=\"/users/enable\"] button"))
+        .await;
+    b.wait_source("User enabled").await;
+    assert!(b.text_of(row).await.contains("active"));
+
+    b.click_on(&format!("{row} form[action=\"/users/delete\"] button"))
+        .await;
+    let question = b.accept_dialog().await;
+    assert!(question.contains("Delete this user"), "{question}");
+    b.wait_source("User deleted").await;
+    assert!(!b.source().await.contains("data-user=\"helper\""));
+    assert!(!ok(&data, &["user", "list"]).contains("helper"));
+    b.quit().await;
     s.stop();
 }
