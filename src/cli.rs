@@ -11,6 +11,7 @@ use crate::storage::{settings, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::ProgressDrawTarget;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -331,6 +332,12 @@ pub enum UserCmd {
     },
     /// List console users
     List,
+    /// Disable a user: logins are refused and their sessions end at once
+    Disable { name: String },
+    /// Enable a disabled user again
+    Enable { name: String },
+    /// Delete a user and their sessions (the audit log keeps the name)
+    Delete { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -345,6 +352,8 @@ pub enum ApiClientCmd {
     },
     /// List API clients
     List,
+    /// Revoke an API client by client_id; its access tokens stop working at once
+    Revoke { client_id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -597,12 +606,12 @@ pub async fn run_command(
             batch,
         } => {
             let started = std::time::Instant::now();
-            let mut line = ProgressLine::new();
+            let bar = Progress::counting(devices, "instances");
             let n = app::populate::populate(ctx, &me, &account, &va, devices, batch, |done| {
-                line.update(&count_progress(done, devices, started.elapsed()));
+                bar.set(done)
             })
             .await?;
-            line.finish();
+            bar.finish();
             writeln!(
                 out,
                 "registered {n} synthetic instance(s) in {:.1} s",
@@ -682,24 +691,30 @@ pub async fn run_command(
             writeln!(out, "upstream set; this satellite is {id}")?;
         }
         Command::Sync(SyncCmd::Export { out: path }) => {
-            progress("collecting product instances and changes…");
-            let bytes = app::sync::export(ctx, data_dir).await?;
+            let spin = Progress::spinner("collecting product instances and changes");
+            let bytes = app::sync::export(ctx, data_dir).await;
+            spin.finish();
+            let bytes = bytes?;
             crate::crypto::keyfile::write_public(&path, &bytes)
                 .with_context(|| format!("writing {}", path.display()))?;
             writeln!(out, "wrote {} ({} bytes)", path.display(), bytes.len())?;
         }
         Command::Sync(SyncCmd::Answer { request, out: path }) => {
             let bytes = read_bounded(&request)?;
-            progress(&format!("verifying and answering {}…", request.display()));
-            let answer = app::sync::answer(ctx, data_dir, bytes).await?;
+            let spin = Progress::spinner(&format!("verifying and answering {}", request.display()));
+            let answer = app::sync::answer(ctx, data_dir, bytes).await;
+            spin.finish();
+            let answer = answer?;
             crate::crypto::keyfile::write_public(&path, &answer)
                 .with_context(|| format!("writing {}", path.display()))?;
             writeln!(out, "wrote {} ({} bytes)", path.display(), answer.len())?;
         }
         Command::Sync(SyncCmd::Import { response }) => {
             let bytes = read_bounded(&response)?;
-            progress(&format!("verifying and applying {}…", response.display()));
-            let r = app::sync::import(ctx, &me.name, bytes).await?;
+            let spin = Progress::spinner(&format!("verifying and applying {}", response.display()));
+            let r = app::sync::import(ctx, &me.name, bytes).await;
+            spin.finish();
+            let r = r?;
             writeln!(
                 out,
                 "imported response {}: {} virtual account(s), {} license line(s), {} change(s) acknowledged",
@@ -707,13 +722,15 @@ pub async fn run_command(
             )?;
         }
         Command::Sync(SyncCmd::Now) => {
-            progress("synchronising with upstream…");
+            let spin = Progress::spinner("synchronising with upstream");
             let r = crate::sync::online::sync_now(
                 ctx,
                 data_dir,
                 &crate::sync::online::RetryPolicy::from_env(),
             )
-            .await?;
+            .await;
+            spin.finish();
+            let r = r?;
             writeln!(
                 out,
                 "synchronised: response {} with {} virtual account(s), {} license line(s)",
@@ -913,6 +930,22 @@ pub async fn run_command(
                 )?;
             }
         }
+        Command::User(UserCmd::Disable { name }) => {
+            app::principals::set_user_disabled(ctx, &me, &name, true).await?;
+            writeln!(out, "disabled user {name}; their sessions ended")?;
+        }
+        Command::User(UserCmd::Enable { name }) => {
+            app::principals::set_user_disabled(ctx, &me, &name, false).await?;
+            writeln!(out, "enabled user {name}")?;
+        }
+        Command::User(UserCmd::Delete { name }) => {
+            app::principals::delete_user(ctx, &me, &name).await?;
+            writeln!(out, "deleted user {name}")?;
+        }
+        Command::ApiClient(ApiClientCmd::Revoke { client_id }) => {
+            app::principals::revoke_api_client(ctx, &me, &client_id).await?;
+            writeln!(out, "revoked API client {client_id}")?;
+        }
         Command::ApiClient(ApiClientCmd::Create {
             name,
             role,
@@ -1061,63 +1094,57 @@ pub async fn run_command(
     Ok(())
 }
 
-/// Progress for a person at a terminal; scripts see only the result or one error line.
-fn progress(msg: &str) {
-    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        eprintln!("{msg}");
-    }
-}
+/// Progress on stderr for a person at a terminal: a bar with counts, rate and ETA when the
+/// total is known, a spinner with the elapsed time otherwise. indicatif's stderr target draws
+/// nothing when stderr is not a terminal, so scripts and logs see only the result.
+pub struct Progress(indicatif::ProgressBar);
 
-/// "done/total (percent) rate": the text of an in-place progress line.
-pub fn count_progress(done: u64, total: u64, elapsed: std::time::Duration) -> String {
-    let pct = if total == 0 {
-        100.0
-    } else {
-        done as f64 * 100.0 / total as f64
-    };
-    let secs = elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-    format!("{done}/{total} instances ({pct:.0}%, {rate:.0}/s)")
-}
-
-/// One status line rewritten in place with `\r` on a terminal; silent otherwise.
-pub struct ProgressLine {
-    on: bool,
-    width: usize,
-}
-
-impl ProgressLine {
-    pub fn new() -> ProgressLine {
-        ProgressLine {
-            on: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            width: 0,
+impl Progress {
+    fn styled(bar: indicatif::ProgressBar, template: &str) -> Progress {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
         }
+        Progress(bar)
     }
 
-    pub fn update(&mut self, text: &str) {
-        if !self.on {
-            return;
-        }
-        // Blanks cover the tail of a longer previous line.
-        let pad = self.width.saturating_sub(text.chars().count());
-        self.width = text.chars().count();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{text}{}", " ".repeat(pad));
-        let _ = err.flush();
+    /// A bar over `total` items named `unit` (e.g. "instances").
+    pub fn counting(total: u64, unit: &str) -> Progress {
+        let bar =
+            indicatif::ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        Progress::styled(
+            bar,
+            &format!(
+                "[{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, ETA {{eta}})"
+            ),
+        )
     }
 
-    /// Ends the line so the next output starts on its own.
-    pub fn finish(&mut self) {
-        if self.on && self.width > 0 {
-            eprintln!();
-            self.width = 0;
-        }
+    /// A bar over `total` bytes.
+    pub fn bytes(total: u64, what: &str) -> Progress {
+        let bar =
+            indicatif::ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        Progress::styled(
+            bar,
+            &format!("{what} [{{elapsed_precise}}] {{wide_bar}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, ETA {{eta}})"),
+        )
     }
-}
 
-impl Default for ProgressLine {
-    fn default() -> Self {
-        ProgressLine::new()
+    /// A spinner for work whose size is not known in advance.
+    pub fn spinner(msg: &str) -> Progress {
+        let bar = indicatif::ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let p = Progress::styled(bar, "{spinner} {msg} [{elapsed_precise}]");
+        p.0.set_message(msg.to_string());
+        p.0.enable_steady_tick(std::time::Duration::from_millis(120));
+        p
+    }
+
+    pub fn set(&self, done: u64) {
+        self.0.set_position(done);
+    }
+
+    /// Removes the bar so the result line that follows stands alone.
+    pub fn finish(self) {
+        self.0.finish_and_clear();
     }
 }
 
@@ -1251,12 +1278,20 @@ pub fn run_ops(cmd: Command, config: &Config, clock: &Clock) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
         Command::Backup(a) => {
-            progress(&format!(
-                "copying {} into {}…",
-                config.data_dir.display(),
-                a.out.display()
-            ));
-            let s = backup::backup(&config.data_dir, &a.out, clock.now())?;
+            let mut bar: Option<Progress> = None;
+            let s = backup::backup_with_progress(
+                &config.data_dir,
+                &a.out,
+                clock.now(),
+                &mut |done, total| {
+                    bar.get_or_insert_with(|| Progress::bytes(total, "backup"))
+                        .set(done)
+                },
+            );
+            if let Some(b) = bar {
+                b.finish();
+            }
+            let s = s?;
             for skipped in &s.skipped {
                 eprintln!("skipped {skipped}: not a regular file");
             }

@@ -9,6 +9,7 @@ pub mod licenses;
 pub mod oauth;
 pub mod openapi;
 pub mod sync;
+pub mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use error::error_body;
@@ -139,6 +140,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sync/export", web::post().to(sync::export))
             .route("/sync/now", web::post().to(sync::run_now))
             .route("/satellites", web::get().to(sync::satellites))
+            .route("/users", web::get().to(users::list_users))
+            .route("/users", web::post().to(users::create_user))
+            .route("/users/{name}/disable", web::post().to(users::disable_user))
+            .route("/users/{name}/enable", web::post().to(users::enable_user))
+            .route("/users/{name}/delete", web::post().to(users::delete_user))
+            .route("/api-clients", web::get().to(users::list_clients))
+            .route("/api-clients", web::post().to(users::create_client))
+            .route(
+                "/api-clients/{client_id}/revoke",
+                web::post().to(users::revoke_client),
+            )
             .route("/accounts/{account}/devices", web::post().to(devices::list))
             .route("/accounts/{account}/devices", web::get().to(devices::list))
             .route(

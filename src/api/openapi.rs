@@ -39,6 +39,14 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "post", path: "/api/v1/sync/import", summary: "Satellite: apply a response file (body application/zip); refused files change nothing.", body: None, public: false },
     RouteDoc { method: "post", path: "/api/v1/sync/now", summary: "Satellite: one online sync now.", body: None, public: false },
     RouteDoc { method: "get", path: "/api/v1/satellites", summary: "Authority: enrolled satellites, the virtual accounts each serves, last sync and reported instances.", body: None, public: false },
+    RouteDoc { method: "get", path: "/api/v1/users", summary: "System-admin: console users with role, smart-account scope and whether disabled.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/users", summary: "System-admin: add a console user (password at least 12 characters; when omitted one is generated and returned once as password). accounts is required for account-admin.", body: Some(r#"{"name":"alice","role":"operator","password":"correct horse battery","accounts":[]}"#), public: false },
+    RouteDoc { method: "post", path: "/api/v1/users/{name}/disable", summary: "System-admin: disable a user; logins are refused and their sessions end at once. Refused (409) for yourself and for the last enabled system-admin.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/users/{name}/enable", summary: "System-admin: enable a disabled user again.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/users/{name}/delete", summary: "System-admin: delete a user and their sessions; the audit log keeps the name. Refused (409) for yourself and for the last enabled system-admin.", body: None, public: false },
+    RouteDoc { method: "get", path: "/api/v1/api-clients", summary: "System-admin: API clients with role, scope, creation time and whether revoked; never secrets.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/api-clients", summary: "System-admin: create an API client; the answer holds clientSecret, shown this once and stored only as a hash.", body: Some(r#"{"name":"inventory","role":"viewer","accounts":["Acme"]}"#), public: false },
+    RouteDoc { method: "post", path: "/api/v1/api-clients/{client_id}/revoke", summary: "System-admin: revoke an API client; its access tokens stop working at once.", body: None, public: false },
 ];
 
 pub fn build() -> Value {

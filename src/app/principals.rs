@@ -319,3 +319,88 @@ pub async fn revoke_api_client(ctx: &Ctx, who: &Principal, client_id: &str) -> A
         })
         .await
 }
+
+/// Refuses a change that would lock the operators out: acting on oneself, or taking away
+/// the last system admin who can still sign in.
+fn guard_user_change(c: &Connection, who: &str, user: &User, what: &str) -> AppResult<()> {
+    if user.name == who {
+        return Err(AppError::Conflict(format!(
+            "you cannot {what} your own user; ask another system-admin"
+        )));
+    }
+    if user.role == Role::SystemAdmin && !user.disabled && store::count_enabled_admins(c)? <= 1 {
+        return Err(AppError::Conflict(format!(
+            "cannot {what} {:?}: it is the last enabled system-admin; add or enable another first",
+            user.name
+        )));
+    }
+    Ok(())
+}
+
+fn user_named(c: &Connection, name: &str) -> AppResult<User> {
+    store::find_user(c, name)?.ok_or_else(|| AppError::NotFound(format!("no user {name:?}")))
+}
+
+/// Disables or enables a console user. Disabling ends the user's sessions at once and
+/// refuses further logins; the user and their history stay.
+pub async fn set_user_disabled(
+    ctx: &Ctx,
+    who: &Principal,
+    name: &str,
+    disabled: bool,
+) -> AppResult<User> {
+    require(who, Permission::Administer, None)?;
+    let name = UserName::parse(name)?;
+    let now = ctx.clock.now();
+    let actor = who.name.clone();
+    ctx.store
+        .write(move |c| {
+            let mut user = user_named(c, name.as_str())?;
+            if user.disabled == disabled {
+                return Ok(user);
+            }
+            if disabled {
+                guard_user_change(c, &actor, &user, "disable")?;
+                store::set_user_disabled(c, user.id, Some(now))?;
+                let ended = crate::storage::sessions::delete_for_user(c, user.id)?;
+                audit::record(
+                    c,
+                    now,
+                    &actor,
+                    "user.disable",
+                    &user.name,
+                    &format!("sessions ended={ended}"),
+                )?;
+            } else {
+                store::set_user_disabled(c, user.id, None)?;
+                audit::record(c, now, &actor, "user.enable", &user.name, "")?;
+            }
+            user.disabled = disabled;
+            Ok(user)
+        })
+        .await
+}
+
+/// Deletes a console user and their sessions; the audit log keeps their name.
+pub async fn delete_user(ctx: &Ctx, who: &Principal, name: &str) -> AppResult<()> {
+    require(who, Permission::Administer, None)?;
+    let name = UserName::parse(name)?;
+    let now = ctx.clock.now();
+    let actor = who.name.clone();
+    ctx.store
+        .write(move |c| {
+            let user = user_named(c, name.as_str())?;
+            guard_user_change(c, &actor, &user, "delete")?;
+            store::delete_user(c, user.id)?;
+            audit::record(
+                c,
+                now,
+                &actor,
+                "user.delete",
+                &user.name,
+                &format!("role={}", user.role),
+            )?;
+            Ok(())
+        })
+        .await
+}

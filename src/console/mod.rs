@@ -75,6 +75,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/users", web::get().to(users::page))
     .route("/users", web::post().to(users::add_user))
     .route("/users/clients", web::post().to(users::create_client))
+    .route("/users/disable", web::post().to(users::disable_user))
+    .route("/users/enable", web::post().to(users::enable_user))
+    .route("/users/delete", web::post().to(users::delete_user))
     .route(
         "/users/clients/revoke",
         web::post().to(users::revoke_client),
@@ -411,6 +414,9 @@ pub fn notice(code: Option<&str>) -> Markup {
         Some("password") => "Password changed; your other sessions were signed out.",
         Some("user") => "User added.",
         Some("client-revoked") => "API client revoked; its access tokens stopped working.",
+        Some("user-disabled") => "User disabled; their sessions were signed out.",
+        Some("user-enabled") => "User enabled; they may sign in again.",
+        Some("user-deleted") => "User deleted.",
         _ => return html! {},
     };
     html! { p.notice role="status" { (text) } }

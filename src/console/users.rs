@@ -1,4 +1,4 @@
-//! Console users and API clients for system admins: list, add a user, create and revoke a client.
+//! Console users (add, disable, enable, delete) and API clients (create, revoke) for system admins.
 //! A new client's secret appears once in the creating answer; passwords are never shown or logged.
 
 use super::{
@@ -49,6 +49,17 @@ fn account_boxes(all: &[Account]) -> Markup {
     }
 }
 
+/// One small form posting a user name, with a confirmation question for destructive actions.
+fn user_action(s: &Signed, action: &str, name: &str, label: &str, confirm: Option<&str>) -> Markup {
+    html! {
+        form.inline method="post" action=(action) data-confirm=[confirm] {
+            (csrf_field(&s.0))
+            input type="hidden" name="name" value=(name);
+            button type="submit" class=[confirm.map(|_| "danger")] { (label) }
+        }
+    }
+}
+
 async fn render(
     req: &HttpRequest,
     s: &Signed,
@@ -80,7 +91,7 @@ async fn render(
         }
         h2 { "Users" }
         table #users {
-            thead { tr { th { "Name" } th { "Role" } th { "Smart accounts" } th { "State" } } }
+            thead { tr { th { "Name" } th { "Role" } th { "Smart accounts" } th { "State" } th {} } }
             tbody {
                 @for u in &users {
                     tr data-user=(u.name) {
@@ -88,6 +99,19 @@ async fn render(
                         td { (u.role.as_str()) }
                         td { @if matches!(u.role, Role::AccountAdmin | Role::Viewer) { (account_names(&u.accounts, &names)) } @else { "all" } }
                         td { @if u.disabled { span.badge.bad { "disabled" } } @else { span.badge.ok { "active" } } }
+                        td {
+                            // Not offered on one's own row; the server refuses it anyway.
+                            @if u.name != who.name {
+                                @if u.disabled {
+                                    (user_action(s, "/users/enable", &u.name, "Enable", None))
+                                } @else {
+                                    (user_action(s, "/users/disable", &u.name, "Disable",
+                                        Some("Disable this user? Their sessions end at once and they can no longer sign in.")))
+                                }
+                                (user_action(s, "/users/delete", &u.name, "Delete",
+                                    Some("Delete this user? This cannot be undone; the audit log keeps their name.")))
+                            }
+                        }
                     }
                 }
             }
@@ -206,4 +230,25 @@ pub async fn revoke_client(req: HttpRequest, p: Posted) -> ConsoleResult<HttpRes
     let id = p.form.required("client_id", "client_id")?;
     principals::revoke_api_client(&state.ctx, p.principal(), &id).await?;
     Ok(see_other("/users?done=client-revoked"))
+}
+
+pub async fn disable_user(req: HttpRequest, p: Posted) -> ConsoleResult<HttpResponse> {
+    let state = state_of(&req)?;
+    let name = p.form.required("name", "User name")?;
+    principals::set_user_disabled(&state.ctx, p.principal(), &name, true).await?;
+    Ok(see_other("/users?done=user-disabled"))
+}
+
+pub async fn enable_user(req: HttpRequest, p: Posted) -> ConsoleResult<HttpResponse> {
+    let state = state_of(&req)?;
+    let name = p.form.required("name", "User name")?;
+    principals::set_user_disabled(&state.ctx, p.principal(), &name, false).await?;
+    Ok(see_other("/users?done=user-enabled"))
+}
+
+pub async fn delete_user(req: HttpRequest, p: Posted) -> ConsoleResult<HttpResponse> {
+    let state = state_of(&req)?;
+    let name = p.form.required("name", "User name")?;
+    principals::delete_user(&state.ctx, p.principal(), &name).await?;
+    Ok(see_other("/users?done=user-deleted"))
 }

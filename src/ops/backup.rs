@@ -280,6 +280,33 @@ pub fn backup(
     out: &Path,
     now: DateTime<Utc>,
 ) -> Result<BackupSummary, BackupError> {
+    backup_with_progress(data_dir, out, now, &mut |_, _| {})
+}
+
+/// Reads through to `inner`, telling `report` the running total of bytes read.
+struct CountingReader<'a, R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    report: &'a mut dyn FnMut(u64, u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.report)(self.done, self.total);
+        Ok(n)
+    }
+}
+
+/// `backup`, calling `progress(bytes packed, bytes to pack)` as the files are read.
+pub fn backup_with_progress(
+    data_dir: &Path,
+    out: &Path,
+    now: DateTime<Utc>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<BackupSummary, BackupError> {
     let db_path = data_dir.join(DB_FILE);
     if !db_path.is_file() {
         return Err(BackupError::NoDatabase(db_path));
@@ -335,9 +362,20 @@ pub fn backup(
     }
     let stamp = zip_time(now);
     let mut bytes = 0u64;
+    let total: u64 = sources
+        .iter()
+        .map(|(_, p, _)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
     for (rel, path, mode) in sources {
-        let mut src = File::open(&path).map_err(io_err(&path))?;
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let mut src = CountingReader {
+            inner: file,
+            done: bytes,
+            total,
+            report: &mut *progress,
+        };
         let large = src
+            .inner
             .metadata()
             .map(|m| m.len() >= u32::MAX as u64)
             .unwrap_or(true);

@@ -120,6 +120,37 @@ pub fn list_users(c: &Connection) -> rusqlite::Result<Vec<User>> {
     Ok(out)
 }
 
+/// Sets or clears a user's disabled mark; false when no such user exists.
+pub fn set_user_disabled(
+    c: &Connection,
+    id: i64,
+    disabled_at: Option<DateTime<Utc>>,
+) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE users SET disabled_at = ?2 WHERE id = ?1",
+        params![id, disabled_at.map(ts)],
+    )? == 1)
+}
+
+/// Deletes a user with their account scope; their sessions go with them (cascade).
+pub fn delete_user(c: &Connection, id: i64) -> rusqlite::Result<bool> {
+    c.execute(
+        "DELETE FROM principal_accounts WHERE principal_kind = 'user' AND principal_id = ?1",
+        [id],
+    )?;
+    c.execute("DELETE FROM console_sessions WHERE user_id = ?1", [id])?;
+    Ok(c.execute("DELETE FROM users WHERE id = ?1", [id])? == 1)
+}
+
+/// System admins who can still sign in.
+pub fn count_enabled_admins(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT COUNT(*) FROM users WHERE role = 'system-admin' AND disabled_at IS NULL",
+        [],
+        |r| r.get(0),
+    )
+}
+
 pub fn count_users(c: &Connection) -> rusqlite::Result<i64> {
     c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
 }

@@ -82,6 +82,11 @@ pub fn delete_for_user_except(c: &Connection, user_id: i64, keep: &str) -> rusql
     )
 }
 
+/// Ends every session of a user (disabled or deleted).
+pub fn delete_for_user(c: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+    c.execute("DELETE FROM console_sessions WHERE user_id = ?1", [user_id])
+}
+
 /// Drops sessions idle since before `idle_before` or created before `created_before`.
 pub fn purge(
     c: &Connection,
