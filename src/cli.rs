@@ -331,7 +331,10 @@ pub enum UserCmd {
         accounts: Vec<String>,
     },
     /// List console users
-    List,
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Disable a user: logins are refused and their sessions end at once
     Disable { name: String },
     /// Enable a disabled user again
@@ -351,7 +354,10 @@ pub enum ApiClientCmd {
         accounts: Vec<String>,
     },
     /// List API clients
-    List,
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Revoke an API client by client_id; its access tokens stop working at once
     Revoke { client_id: String },
 }
@@ -574,12 +580,20 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Names of the accounts the caller can read, by id, for showing scopes.
+async fn account_names(
+    ctx: &Ctx,
+    me: &crate::domain::roles::Principal,
+) -> Result<std::collections::HashMap<i64, String>> {
+    Ok(app::accounts::list_accounts(ctx, me)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect())
+}
+
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    crate::ops::csv::cell(s)
 }
 
 pub async fn run_command(
@@ -919,15 +933,42 @@ pub async fn run_command(
                 writeln!(out, "password: {password}")?;
             }
         }
-        Command::User(UserCmd::List) => {
-            for u in app::principals::list_users(ctx, &me).await? {
-                writeln!(
-                    out,
-                    "{}\t{}{}",
-                    u.name,
-                    u.role,
-                    if u.disabled { "\tdisabled" } else { "" }
-                )?;
+        Command::User(UserCmd::List { format }) => {
+            let users = app::principals::list_users(ctx, &me).await?;
+            let names = account_names(ctx, &me).await?;
+            match format {
+                Format::Json => {
+                    let items: Vec<_> = users
+                        .iter()
+                        .map(|u| crate::api::users::user_json(u, &names))
+                        .collect();
+                    writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+                }
+                Format::Csv => {
+                    writeln!(out, "name,role,accounts,disabled")?;
+                    for u in &users {
+                        let scope = crate::api::users::scope(&u.accounts, &names).join(";");
+                        writeln!(
+                            out,
+                            "{},{},{},{}",
+                            csv_field(&u.name),
+                            u.role,
+                            csv_field(&scope),
+                            u.disabled
+                        )?;
+                    }
+                }
+                Format::Table => {
+                    for u in users {
+                        writeln!(
+                            out,
+                            "{}\t{}{}",
+                            u.name,
+                            u.role,
+                            if u.disabled { "\tdisabled" } else { "" }
+                        )?;
+                    }
+                }
             }
         }
         Command::User(UserCmd::Disable { name }) => {
@@ -956,16 +997,45 @@ pub async fn run_command(
             writeln!(out, "client_id: {}", k.client.client_id)?;
             writeln!(out, "client_secret: {}", k.secret)?;
         }
-        Command::ApiClient(ApiClientCmd::List) => {
-            for k in app::principals::list_api_clients(ctx, &me).await? {
-                writeln!(
-                    out,
-                    "{}\t{}\t{}{}",
-                    k.client_id,
-                    k.name,
-                    k.role,
-                    if k.revoked { "\trevoked" } else { "" }
-                )?;
+        Command::ApiClient(ApiClientCmd::List { format }) => {
+            let clients = app::principals::list_api_clients(ctx, &me).await?;
+            let names = account_names(ctx, &me).await?;
+            match format {
+                Format::Json => {
+                    let items: Vec<_> = clients
+                        .iter()
+                        .map(|k| crate::api::users::client_json(k, &names))
+                        .collect();
+                    writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+                }
+                Format::Csv => {
+                    writeln!(out, "client_id,name,role,accounts,created_at,revoked")?;
+                    for k in &clients {
+                        let scope = crate::api::users::scope(&k.accounts, &names).join(";");
+                        writeln!(
+                            out,
+                            "{},{},{},{},{},{}",
+                            csv_field(&k.client_id),
+                            csv_field(&k.name),
+                            k.role,
+                            csv_field(&scope),
+                            rfc3339(k.created_at),
+                            k.revoked
+                        )?;
+                    }
+                }
+                Format::Table => {
+                    for k in clients {
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}{}",
+                            k.client_id,
+                            k.name,
+                            k.role,
+                            if k.revoked { "\trevoked" } else { "" }
+                        )?;
+                    }
+                }
             }
         }
         Command::Eula(EulaCmd::Accept { account }) => {

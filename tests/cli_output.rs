@@ -454,6 +454,92 @@ async fn json_and_csv_listings_agree_row_for_row() {
     assert_eq!(csv_rows(&page, &rows_header_of(&csv)).len(), 2);
 }
 
+#[test]
+fn user_and_api_client_listings_agree_and_defuse_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    seed_account(data, ACC, VA);
+    ok(data, &["user", "add", "=cmd|calc", "--role", "viewer"]);
+    ok(
+        data,
+        &[
+            "user",
+            "add",
+            "acme-ops",
+            "--role",
+            "account-admin",
+            "--account",
+            ACC,
+        ],
+    );
+    ok(data, &["user", "disable", "acme-ops"]);
+    let created = ok(
+        data,
+        &[
+            "api-client",
+            "create",
+            "exporter",
+            "--role",
+            "viewer",
+            "--account",
+            ACC,
+        ],
+    );
+    let id = created
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id: "))
+        .unwrap()
+        .to_string();
+    ok(data, &["api-client", "revoke", &id]);
+
+    let json = json_of(data, &["user", "list", "--format", "json"]);
+    let csv = ok(data, &["user", "list", "--format", "csv"]);
+    let rows = csv_rows(&csv, &["name", "role", "accounts", "disabled"]);
+    let users = json.as_array().unwrap();
+    assert_eq!(rows.len(), users.len());
+    for (row, u) in rows.iter().zip(users) {
+        let name = s(&u["name"]);
+        // A name a spreadsheet would run is kept as text in CSV, as it is in JSON.
+        let expected = if name.starts_with('=') {
+            format!("'{name}")
+        } else {
+            name.clone()
+        };
+        assert_eq!(row["name"], expected);
+        assert_eq!(row["role"], s(&u["role"]));
+        assert_eq!(row["disabled"], s(&u["disabled"]));
+        let scope: Vec<String> = u["accounts"].as_array().unwrap().iter().map(s).collect();
+        assert_eq!(row["accounts"], scope.join(";"));
+    }
+    let ops = rows.iter().find(|r| r["name"] == "acme-ops").unwrap();
+    assert_eq!(
+        (ops["accounts"].as_str(), ops["disabled"].as_str()),
+        (ACC, "true")
+    );
+    assert!(rows.iter().any(|r| r["name"] == "'=cmd|calc"), "{csv}");
+
+    let json = json_of(data, &["api-client", "list", "--format", "json"]);
+    let csv = ok(data, &["api-client", "list", "--format", "csv"]);
+    let rows = csv_rows(
+        &csv,
+        &[
+            "client_id",
+            "name",
+            "role",
+            "accounts",
+            "created_at",
+            "revoked",
+        ],
+    );
+    let clients = json.as_array().unwrap();
+    assert_eq!((rows.len(), clients.len()), (1, 1));
+    assert_eq!(rows[0]["client_id"], id);
+    assert_eq!(rows[0]["client_id"], s(&clients[0]["clientId"]));
+    assert_eq!(rows[0]["created_at"], s(&clients[0]["createdAt"]));
+    assert_eq!(rows[0]["accounts"], ACC);
+    assert_eq!(rows[0]["revoked"], "true");
+}
+
 fn rows_header_of(csv: &str) -> Vec<&str> {
     csv.lines().next().unwrap().split(',').collect()
 }

@@ -22,13 +22,15 @@ async fn account_names(state: &AppState, who: &Principal) -> ApiResult<HashMap<i
         .collect())
 }
 
-fn scope(ids: &[i64], names: &HashMap<i64, String>) -> Vec<String> {
+/// Account names of a scope; an id no longer readable shows as `#id`.
+pub fn scope(ids: &[i64], names: &HashMap<i64, String>) -> Vec<String> {
     ids.iter()
         .map(|id| names.get(id).cloned().unwrap_or_else(|| format!("#{id}")))
         .collect()
 }
 
-fn user_json(u: &User, names: &HashMap<i64, String>) -> Value {
+/// A user as the API and `user list --format json` show it.
+pub fn user_json(u: &User, names: &HashMap<i64, String>) -> Value {
     json!({
         "name": u.name,
         "role": u.role.as_str(),
@@ -37,7 +39,8 @@ fn user_json(u: &User, names: &HashMap<i64, String>) -> Value {
     })
 }
 
-fn client_json(k: &ApiClient, names: &HashMap<i64, String>) -> Value {
+/// An API client as the API and `api-client list --format json` show it.
+pub fn client_json(k: &ApiClient, names: &HashMap<i64, String>) -> Value {
     json!({
         "clientId": k.client_id,
         "name": k.name,

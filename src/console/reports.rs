@@ -6,6 +6,7 @@ use super::{
 };
 use crate::app::{accounts, devices, licenses};
 use crate::error::AppError;
+use crate::ops::csv::cell;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
@@ -14,21 +15,6 @@ use maud::html;
 pub struct ReportQuery {
     account: Option<String>,
     days: Option<i64>,
-}
-
-/// One CSV cell. Device-supplied text (host names) may start with `=`, `+`, `-` or `@`,
-/// which spreadsheets evaluate; a leading quote keeps it text.
-pub fn cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
 }
 
 fn line(out: &mut String, cells: &[String]) {

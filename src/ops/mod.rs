@@ -2,6 +2,7 @@
 //! None of it decides licensing; it copies, inspects and counts what other modules hold.
 
 pub mod backup;
+pub mod csv;
 pub mod doctor;
 pub mod health;
 pub mod metrics;
