@@ -8,6 +8,7 @@ pub mod error;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod settings;
 pub mod sync;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -139,6 +140,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sync/export", web::post().to(sync::export))
             .route("/sync/now", web::post().to(sync::run_now))
             .route("/satellites", web::get().to(sync::satellites))
+            .route(
+                "/settings/certificate",
+                web::get().to(settings::certificate),
+            )
+            .route(
+                "/settings/certificate",
+                web::post().to(settings::replace_certificate),
+            )
+            .route("/settings/schedules", web::get().to(settings::schedules))
+            .route(
+                "/settings/schedules",
+                web::post().to(settings::set_schedules),
+            )
             .route("/accounts/{account}/devices", web::post().to(devices::list))
             .route("/accounts/{account}/devices", web::get().to(devices::list))
             .route(

@@ -38,6 +38,12 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "post", path: "/api/v1/sync/export", summary: "Satellite: produce the next sync request file (download).", body: None, public: false },
     RouteDoc { method: "post", path: "/api/v1/sync/import", summary: "Satellite: apply a response file (body application/zip); refused files change nothing.", body: None, public: false },
     RouteDoc { method: "post", path: "/api/v1/sync/now", summary: "Satellite: one online sync now.", body: None, public: false },
+    RouteDoc { method: "get", path: "/api/v1/settings/certificate", summary: "System-admin: the certificate the console and device HTTPS listeners present: subject, commonName, issuer, dnsNames, ipAddresses, notBefore, notAfter, fingerprintSha256, chainLength.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/settings/certificate", summary: "System-admin: replace the certificate (PEM chain, server certificate first, and its unencrypted PEM key). Refused with 422 and the reason when the PEM does not parse, the key does not match, the chain is out of order or the certificate is not valid now. Applied to new connections without a restart.", body: Some(r#"{"certificate":"-----BEGIN CERTIFICATE-----
+...","privateKey":"-----BEGIN PRIVATE KEY-----
+..."}"#), public: false },
+    RouteDoc { method: "get", path: "/api/v1/settings/schedules", summary: "System-admin: the online-sync and daily snapshot schedules (cron with seconds, UTC), where each comes from and their next three runs.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/settings/schedules", summary: "System-admin: set the online-sync schedule (cron with seconds; runs at least 60 s apart), or null to return to the configured sync_schedule. The scheduler follows at once.", body: Some(r#"{"sync":"0 30 3 * * *"}"#), public: false },
     RouteDoc { method: "get", path: "/api/v1/satellites", summary: "Authority: enrolled satellites, the virtual accounts each serves, last sync and reported instances.", body: None, public: false },
 ];
 
