@@ -76,6 +76,7 @@ fn start_sync(
                 }
             }
             if crate::app::sync::upstream(&ctx).await.is_err() {
+                tracing::info!("scheduled sync skipped: no upstream configured");
                 continue;
             }
             match crate::sync::online::sync_now(

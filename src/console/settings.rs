@@ -70,7 +70,7 @@ async fn render(
         }
         h3 { "Replace the certificate" }
         @if let Some(e) = cert_error { p.error #cert-error role="alert" { (e) } }
-        form #cert-form method="post" action="/settings/certificate" {
+        form.stack #cert-form method="post" action="/settings/certificate" {
             (csrf_field(&s.0))
             label { "Certificate chain (PEM, server certificate first, then its issuers)"
                 textarea name="certificate" rows="8" cols="70" spellcheck="false"
