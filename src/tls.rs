@@ -461,8 +461,8 @@ impl ResolvesServerCert for LiveCert {
 
 impl LiveCert {
     /// Reads the pair the server starts with. Unlike an operator's upload, an expired or
-    /// not yet valid certificate is served (with a warning) rather than refused: a server
-    /// that will not start helps nobody replace it.
+    /// not yet valid certificate is served rather than refused (`doctor` reports it): a
+    /// server that will not start helps nobody replace it.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<LiveCert, TlsError> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
             .map_err(|_| TlsError::Pem {
@@ -492,8 +492,19 @@ impl LiveCert {
                 key_path.display()
             ))
         })?;
-        let described = describe(&certs[0])
-            .map_err(|e| TlsError::Config(format!("{}: {e}", cert_path.display())))?;
+        // rustls accepted the pair; a certificate this summary cannot read is still served.
+        let described = describe(&certs[0]).unwrap_or_else(|e| {
+            tracing::warn!(cert = %cert_path.display(), error = %e, "cannot summarise the certificate");
+            Described {
+                subject: format!("(unreadable: {e})"),
+                common_name: None,
+                issuer: String::new(),
+                dns: Vec::new(),
+                ips: Vec::new(),
+                not_before: DateTime::<Utc>::MIN_UTC,
+                not_after: DateTime::<Utc>::MIN_UTC,
+            }
+        });
         let summary = summarise(&certs, described);
         Ok(LiveCert {
             current: RwLock::new(Current {

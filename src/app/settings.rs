@@ -38,9 +38,22 @@ pub struct LiveSchedule {
 }
 
 impl LiveSchedule {
-    /// The stored override if there is one and it still parses, else `configured`.
+    /// The stored override if there is one and it still parses, else `configured`. A
+    /// database that cannot be read now does not stop the server: the configured
+    /// schedule applies until the next change.
     pub async fn open(ctx: &Ctx, configured: &str) -> AppResult<LiveSchedule> {
-        let active = effective(ctx, configured).await?;
+        let active = match effective(ctx, configured).await {
+            Ok(a) => a,
+            Err(AppError::Storage(e)) => {
+                tracing::warn!(error = %e, "reading the sync schedule failed; the configured one applies");
+                ActiveSchedule {
+                    schedule: CronSchedule::parse(configured, ctx.clock.now())
+                        .map_err(|e| AppError::Invalid(format!("sync_schedule: {e}")))?,
+                    overridden: false,
+                }
+            }
+            Err(e) => return Err(e),
+        };
         let (tx, _) = watch::channel(active);
         Ok(LiveSchedule {
             configured: configured.to_string(),
