@@ -752,7 +752,10 @@ pub async fn run_command(
             )?;
         }
         Command::Sync(SyncCmd::Status { format }) => {
-            let sched = std::str::FromStr::from_str(sync_schedule).ok();
+            let sched = app::settings::effective(ctx, sync_schedule)
+                .await
+                .ok()
+                .map(|a| a.schedule.schedule().clone());
             let st = app::sync::status(ctx, sched).await?;
             match format {
                 Format::Json | Format::Csv => {

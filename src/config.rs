@@ -59,6 +59,9 @@ pub struct Config {
     pub syslog: bool,
     /// Unix datagram socket of the local syslog daemon.
     pub syslog_socket: PathBuf,
+    /// Time a client has to send a request's headers, and the grace before its body must
+    /// keep up the minimum rate; slower clients are disconnected.
+    pub request_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             access_token_seconds: 3600,
             syslog: false,
             syslog_socket: PathBuf::from("/dev/log"),
+            request_timeout_seconds: 10,
         }
     }
 }
@@ -100,6 +104,7 @@ pub struct Layer {
     pub access_token_seconds: Option<i64>,
     pub syslog: Option<bool>,
     pub syslog_socket: Option<PathBuf>,
+    pub request_timeout_seconds: Option<u64>,
 }
 
 /// Every key a file may hold; anything else draws a warning.
@@ -118,6 +123,7 @@ pub const KEYS: &[&str] = &[
     "access_token_seconds",
     "syslog",
     "syslog_socket",
+    "request_timeout_seconds",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +185,7 @@ impl Layer {
                 if v.is_empty() {
                     continue;
                 }
-                let value = if *key == "access_token_seconds" {
+                let value = if matches!(*key, "access_token_seconds" | "request_timeout_seconds") {
                     let n: i64 = v.trim().parse().map_err(|_| ConfigError::Env {
                         var: var.clone(),
                         message: format!("{v:?} is not a whole number"),
@@ -245,6 +251,9 @@ impl Layer {
         if let Some(v) = self.syslog_socket {
             c.syslog_socket = v;
         }
+        if let Some(v) = self.request_timeout_seconds {
+            c.request_timeout_seconds = v;
+        }
     }
 }
 
@@ -277,11 +286,17 @@ impl Config {
                 c.access_token_seconds
             )));
         }
-        if let Err(e) = c.sync_schedule.parse::<cron::Schedule>() {
+        if !(1..=300).contains(&c.request_timeout_seconds) {
             return Err(ConfigError::Invalid(format!(
-                "sync_schedule {:?} is not a cron schedule with seconds (e.g. \"0 0 2 * * *\"): {e}",
-                c.sync_schedule
+                "request_timeout_seconds must be between 1 and 300 (got {})",
+                c.request_timeout_seconds
             )));
+        }
+        // The wall clock, not the satellite's: only "does it ever run again" depends on it.
+        if let Err(e) =
+            crate::domain::schedule::CronSchedule::parse(&c.sync_schedule, chrono::Utc::now())
+        {
+            return Err(ConfigError::Invalid(format!("sync_schedule: {e}")));
         }
         Ok(c)
     }
@@ -330,6 +345,23 @@ mod tests {
         assert!(!Config::default().syslog);
         let bad = Layer::from_env_vars(|k| (k == "SATELLITE_SYSLOG").then(|| "maybe".into()));
         assert!(bad.unwrap_err().to_string().contains("SATELLITE_SYSLOG"));
+    }
+
+    #[test]
+    fn request_timeout_comes_from_the_environment_and_is_bounded() {
+        assert_eq!(Config::default().request_timeout_seconds, 10);
+        let env = Layer::from_env_vars(|k| {
+            (k == "SATELLITE_REQUEST_TIMEOUT_SECONDS").then(|| "2".into())
+        })
+        .unwrap();
+        let c = Config::build(None, env, Layer::default()).unwrap();
+        assert_eq!(c.request_timeout_seconds, 2);
+        let zero = Layer {
+            request_timeout_seconds: Some(0),
+            ..Layer::default()
+        };
+        let e = Config::build(None, Layer::default(), zero).unwrap_err();
+        assert!(e.to_string().contains("request_timeout_seconds"));
     }
 
     #[test]

@@ -9,8 +9,7 @@ use std::str::FromStr;
 
 /// Nonces older than this cannot pass the clock-skew check any more, so they can go.
 const NONCE_RETENTION: Duration = Duration::hours(3);
-/// 00:05 UTC every day.
-pub const SNAPSHOT_SCHEDULE: &str = "0 5 0 * * *";
+pub use crate::app::settings::SNAPSHOT_SCHEDULE;
 
 /// Writes today's snapshot for every virtual account (idempotent: a rerun overwrites).
 pub async fn snapshot_usage(ctx: &Ctx, now: DateTime<Utc>) -> Result<usize, AppError> {
@@ -57,11 +56,27 @@ async fn sleep_until_next(ctx: &Ctx, schedule: &cron::Schedule) {
 }
 
 /// Connected mode: one online sync at each scheduled instant, when an upstream is set.
-fn start_sync(ctx: Ctx, data_dir: std::path::PathBuf, schedule: cron::Schedule) {
+/// A schedule changed meanwhile takes effect at once: the wait starts over with it.
+fn start_sync(
+    ctx: Ctx,
+    data_dir: std::path::PathBuf,
+    mut schedule: tokio::sync::watch::Receiver<crate::app::settings::ActiveSchedule>,
+) {
     tokio::spawn(async move {
         loop {
-            sleep_until_next(&ctx, &schedule).await;
+            let current = schedule.borrow_and_update().schedule.clone();
+            tokio::select! {
+                _ = sleep_until_next(&ctx, current.schedule()) => {}
+                changed = schedule.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    tracing::info!(schedule = %schedule.borrow().schedule.as_str(), "scheduled sync follows the new schedule");
+                    continue;
+                }
+            }
             if crate::app::sync::upstream(&ctx).await.is_err() {
+                tracing::info!("scheduled sync skipped: no upstream configured");
                 continue;
             }
             match crate::sync::online::sync_now(
@@ -81,12 +96,17 @@ fn start_sync(ctx: Ctx, data_dir: std::path::PathBuf, schedule: cron::Schedule) 
 }
 
 /// Starts the jobs on the current runtime; they end with it.
-pub fn start(ctx: Ctx, config: &crate::config::Config) {
+pub fn start(
+    ctx: Ctx,
+    config: &crate::config::Config,
+    sync_schedule: &crate::app::settings::LiveSchedule,
+) {
     if ctx.role == crate::config::ServerRole::Satellite {
-        match cron::Schedule::from_str(&config.sync_schedule) {
-            Ok(s) => start_sync(ctx.clone(), config.data_dir.clone(), s),
-            Err(e) => tracing::error!(error = %e, "sync schedule invalid"),
-        }
+        start_sync(
+            ctx.clone(),
+            config.data_dir.clone(),
+            sync_schedule.subscribe(),
+        );
     }
     let snap_ctx = ctx.clone();
     tokio::spawn(async move {

@@ -15,7 +15,18 @@ use std::time::Duration;
 pub struct AppState {
     pub ctx: Ctx,
     pub config: Config,
+    /// The certificate both HTTPS listeners present; the settings page replaces it.
+    pub tls: std::sync::Arc<tls::LiveCert>,
+    /// The online-sync schedule the scheduler follows; the settings page changes it.
+    pub sync_schedule: crate::app::settings::LiveSchedule,
 }
+
+/// Idle time an HTTP/1.1 connection is kept open between requests.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Time a closing connection gets to flush its last answer before it is dropped.
+pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time a client gets to finish the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy)]
 pub enum Surface {
@@ -145,10 +156,16 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     config.device_http_addr = dev_http.local_addr()?;
     config.device_https_addr = dev_https.local_addr()?;
 
+    let sync_schedule = crate::app::settings::LiveSchedule::open(&ctx, &config.sync_schedule)
+        .await
+        .context("sync schedule")?;
     let state = web::Data::new(AppState {
         ctx: ctx.clone(),
         config: config.clone(),
+        tls: material.live.clone(),
+        sync_schedule: sync_schedule.clone(),
     });
+    let request_timeout = Duration::from_secs(config.request_timeout_seconds);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -160,6 +177,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
             .app_data(console_state.clone())
             .wrap(security_headers())
             .wrap(middleware::Compress::default())
+            .wrap(middleware::from_fn(crate::ops::slow_body::middleware))
             .wrap(middleware::from_fn(limit_headers))
             .wrap(middleware::from_fn(crate::ops::request_log::middleware))
             .route("/healthz", web::get().to(healthz))
@@ -172,7 +190,12 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     // Small answers go out at once instead of waiting on delayed ACKs (~40 ms each).
     .tcp_nodelay(true)
     .shutdown_timeout(10)
-    .client_request_timeout(Duration::from_secs(10))
+    // Slow clients: the headers must arrive within the request timeout, idle connections
+    // close after KEEP_ALIVE, bodies must keep a minimum rate (ops::slow_body).
+    .client_request_timeout(request_timeout)
+    .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
+    .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
     .listen_rustls_0_23(console, (*material.config).clone())?
     .run();
 
@@ -181,6 +204,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         App::new()
             .app_data(device_state.clone())
             .app_data(gateway.clone())
+            .wrap(middleware::from_fn(crate::ops::slow_body::middleware))
             .wrap(middleware::from_fn(limit_headers))
             .wrap(middleware::from_fn(crate::ops::request_log::middleware))
             .route("/healthz", web::get().to(healthz))
@@ -191,13 +215,18 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     // Small answers go out at once instead of waiting on delayed ACKs (~40 ms each).
     .tcp_nodelay(true)
     .shutdown_timeout(10)
-    .client_request_timeout(Duration::from_secs(10))
+    // Slow clients: the headers must arrive within the request timeout, idle connections
+    // close after KEEP_ALIVE, bodies must keep a minimum rate (ops::slow_body).
+    .client_request_timeout(request_timeout)
+    .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
+    .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
     .listen(dev_http)?
     .listen_rustls_0_23(dev_https, (*material.config).clone())?
     .run();
 
-    crate::scheduler::start(ctx.clone(), &config);
-    crate::ops::syslog::start(ctx.clone(), &config);
+    crate::scheduler::start(ctx.clone(), &config, &sync_schedule);
+    crate::ops::syslog::start(ctx.clone(), &config, &sync_schedule);
     let console_handle = console_server.handle();
     let device_handle = device_server.handle();
     let console_task = tokio::spawn(console_server);

@@ -26,10 +26,18 @@ const ADMIN_ROUTES: &[&str] = &[
     "/api/v1/users/{name}/delete",
     "/api/v1/api-clients",
     "/api/v1/api-clients/{client_id}/revoke",
+    "/api/v1/settings/certificate",
+    "/api/v1/settings/schedules",
 ];
 
-/// Listings of who may sign in: system-admin only, even to read.
-const ADMIN_READS: &[&str] = &["/api/v1/users", "/api/v1/api-clients"];
+/// Listings of who may sign in and the server's settings (file paths, the certificate in
+/// use): system-admin only, even to read.
+const ADMIN_READS: &[&str] = &[
+    "/api/v1/users",
+    "/api/v1/api-clients",
+    "/api/v1/settings/certificate",
+    "/api/v1/settings/schedules",
+];
 
 /// Done on an authority only; a satellite answers 409 whoever asks.
 const AUTHORITY_ONLY: &[&str] = &[

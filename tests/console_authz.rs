@@ -245,6 +245,27 @@ const ROUTES: &[Row] = &[
         Admin,
         &[("name", "no-such-user")],
     ),
+    row("GET", "/settings", "/settings", Admin, &[]),
+    row(
+        "POST",
+        "/settings/schedule",
+        "/settings/schedule",
+        Admin,
+        &[("sync_schedule", "0 0 3 * * *")],
+    ),
+    row(
+        "POST",
+        "/settings/certificate",
+        "/settings/certificate",
+        Admin,
+        &[
+            (
+                "certificate",
+                "-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n",
+            ),
+            ("private_key", "not a key"),
+        ],
+    ),
     row("GET", "/sync", "/sync", SystemRead, &[]),
     row("POST", "/sync/run", "/sync/run", Admin, &[]),
     row("POST", "/sync/export", "/sync/export", Admin, &[]),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod licenses;
 pub mod oauth;
 pub mod openapi;
+pub mod settings;
 pub mod sync;
 pub mod users;
 
@@ -150,6 +151,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/api-clients/{client_id}/revoke",
                 web::post().to(users::revoke_client),
+            )
+            .route(
+                "/settings/certificate",
+                web::get().to(settings::certificate),
+            )
+            .route(
+                "/settings/certificate",
+                web::post().to(settings::replace_certificate),
+            )
+            .route("/settings/schedules", web::get().to(settings::schedules))
+            .route(
+                "/settings/schedules",
+                web::post().to(settings::set_schedules),
             )
             .route("/accounts/{account}/devices", web::post().to(devices::list))
             .route("/accounts/{account}/devices", web::get().to(devices::list))

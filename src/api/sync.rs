@@ -10,7 +10,6 @@ use crate::sync::archive::Limits;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
-use std::str::FromStr;
 
 /// Largest sync file accepted over HTTP.
 pub fn body_limit() -> usize {
@@ -39,7 +38,7 @@ pub async fn answer(state: web::Data<AppState>, body: web::Bytes) -> HttpRespons
 }
 
 fn schedule(state: &AppState) -> Option<cron::Schedule> {
-    cron::Schedule::from_str(&state.config.sync_schedule).ok()
+    Some(state.sync_schedule.current().schedule.schedule().clone())
 }
 
 pub async fn status(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {

@@ -10,6 +10,7 @@ pub mod licenses;
 pub mod populate;
 pub mod principals;
 pub mod sessions;
+pub mod settings;
 pub mod sync;
 pub mod tokens;
 

@@ -11,6 +11,7 @@ pub mod licenses;
 pub mod reports;
 pub mod routers;
 pub mod sessions;
+pub mod settings;
 pub mod sync;
 pub mod tokens;
 pub mod trends;
@@ -31,6 +32,10 @@ use std::pin::Pin;
 
 /// Largest form body a console page accepts.
 pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// A larger form limit for one route, set with `app_data` on its resource.
+#[derive(Clone, Copy)]
+pub struct FormLimit(pub usize);
 
 /// Scripts and styles come only from this binary, and nothing may frame the console.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -81,6 +86,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/users/clients/revoke",
         web::post().to(users::revoke_client),
+    )
+    .route("/settings", web::get().to(settings::page))
+    .route("/settings/schedule", web::post().to(settings::set_schedule))
+    .service(
+        // A certificate chain and key are larger than other forms.
+        web::resource("/settings/certificate")
+            .app_data(FormLimit(settings::CERT_FORM_LIMIT))
+            .route(web::post().to(settings::replace_certificate)),
     )
     .route("/sync", web::get().to(sync::page))
     .route("/sync/run", web::post().to(sync::run_now))
@@ -283,13 +296,14 @@ impl FromRequest for Posted {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let signed = Signed::from_request(req, payload);
+        let limit = req.app_data::<FormLimit>().map_or(FORM_LIMIT, |l| l.0);
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             let Signed(session) = signed.await?;
             let body = body
                 .await
                 .map_err(|e| ConsoleError::BadRequest(format!("unreadable form: {e}")))?;
-            if body.len() > FORM_LIMIT {
+            if body.len() > limit {
                 return Err(ConsoleError::BadRequest("form too large".into()));
             }
             let form = FormData::parse(&body);
@@ -417,6 +431,10 @@ pub fn notice(code: Option<&str>) -> Markup {
         Some("user-disabled") => "User disabled; their sessions were signed out.",
         Some("user-enabled") => "User enabled; they may sign in again.",
         Some("user-deleted") => "User deleted.",
+        Some("certificate") => {
+            "Certificate replaced: new connections to the console and the device HTTPS listener get it now."
+        }
+        Some("schedule") => "Sync schedule saved; the scheduler follows it from now on.",
         _ => return html! {},
     };
     html! { p.notice role="status" { (text) } }
@@ -465,6 +483,7 @@ pub fn layout(session: &ActiveSession, active: &str, title: &str, content: Marku
     if is_admin(who) {
         nav.push(("/users", "Users"));
         nav.push(("/audit", "Audit log"));
+        nav.push(("/settings", "Settings"));
     }
     bare_page(
         title,

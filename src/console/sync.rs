@@ -19,7 +19,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use maud::html;
 use std::collections::HashSet;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Largest response file the upload route reads: the same bound the archive reader applies.
@@ -48,7 +47,7 @@ struct Outcome {
 }
 
 fn schedule(state: &AppState) -> Option<cron::Schedule> {
-    cron::Schedule::from_str(&state.config.sync_schedule).ok()
+    Some(state.sync_schedule.current().schedule.schedule().clone())
 }
 
 fn at(t: Option<&str>) -> String {
@@ -121,7 +120,7 @@ async fn satellite_page(
                 @if let Some(r) = &st.last_failure { br; span.muted { (r) } }
             }
             dt { "Next scheduled run" } dd {
-                @match next { Some(t) => { (when(t)) " " span.muted { "(" (state.config.sync_schedule) ")" } }, None => { "none" } }
+                @match next { Some(t) => { (when(t)) " " span.muted { "(" (state.sync_schedule.current().schedule.as_str()) ")" } }, None => { "none" } }
             }
             dt { "Requests sent" } dd { (st.request_sequence) }
             dt { "Responses imported" } dd { (st.last_imported_response) }

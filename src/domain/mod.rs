@@ -5,4 +5,5 @@ pub mod catalog;
 pub mod compliance;
 pub mod names;
 pub mod roles;
+pub mod schedule;
 pub mod tokens;

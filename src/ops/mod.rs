@@ -7,4 +7,5 @@ pub mod doctor;
 pub mod health;
 pub mod metrics;
 pub mod request_log;
+pub mod slow_body;
 pub mod syslog;

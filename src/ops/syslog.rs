@@ -141,18 +141,23 @@ pub async fn check_once(
 
 /// Starts the hourly check on the current runtime when `syslog` is on; the first check
 /// runs at once so a restart does not hide a standing alert for an hour.
-pub fn start(ctx: Ctx, config: &crate::config::Config) {
+pub fn start(
+    ctx: Ctx,
+    config: &crate::config::Config,
+    sync_schedule: &crate::app::settings::LiveSchedule,
+) {
     if !config.syslog {
         return;
     }
     let socket = config.syslog_socket.clone();
-    let schedule = config.sync_schedule.parse::<cron::Schedule>().ok();
+    let live = sync_schedule.clone();
     tokio::spawn(async move {
         let mut sink = AlertSink::default();
         let mut tick = tokio::time::interval(CHECK_EVERY);
         loop {
             tick.tick().await;
-            check_once(&ctx, schedule.clone(), &socket, &mut sink).await;
+            let schedule = Some(live.current().schedule.schedule().clone());
+            check_once(&ctx, schedule, &socket, &mut sink).await;
         }
     });
 }
