@@ -15,6 +15,8 @@ use std::time::Duration;
 pub struct AppState {
     pub ctx: Ctx,
     pub config: Config,
+    /// Wakes the alert loop, e.g. after the notification settings change.
+    pub alerts: crate::ops::alerts::Trigger,
 }
 
 #[derive(Clone, Copy)]
@@ -145,9 +147,11 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     config.device_http_addr = dev_http.local_addr()?;
     config.device_https_addr = dev_https.local_addr()?;
 
+    let alerts = crate::ops::alerts::Trigger::default();
     let state = web::Data::new(AppState {
         ctx: ctx.clone(),
         config: config.clone(),
+        alerts: alerts.clone(),
     });
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -197,7 +201,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     .run();
 
     crate::scheduler::start(ctx.clone(), &config);
-    crate::ops::syslog::start(ctx.clone(), &config);
+    crate::ops::alerts::start(ctx.clone(), &config, alerts);
     let console_handle = console_server.handle();
     let device_handle = device_server.handle();
     let console_task = tokio::spawn(console_server);

@@ -19,6 +19,8 @@ const ADMIN_ROUTES: &[&str] = &[
     "/api/v1/sync/export",
     "/api/v1/sync/import",
     "/api/v1/sync/now",
+    "/api/v1/notifications",
+    "/api/v1/notifications/test",
 ];
 
 /// Done on an authority only; a satellite answers 409 whoever asks.

@@ -38,6 +38,10 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "post", path: "/api/v1/sync/export", summary: "Satellite: produce the next sync request file (download).", body: None, public: false },
     RouteDoc { method: "post", path: "/api/v1/sync/import", summary: "Satellite: apply a response file (body application/zip); refused files change nothing.", body: None, public: false },
     RouteDoc { method: "post", path: "/api/v1/sync/now", summary: "Satellite: one online sync now.", body: None, public: false },
+    RouteDoc { method: "get", path: "/api/v1/alerts", summary: "Current alerts the caller may read: key (stable while the condition lasts), severity, text, since, account and virtualAccount when they concern one.", body: None, public: false },
+    RouteDoc { method: "get", path: "/api/v1/notifications", summary: "Alert notification settings: SMTP (host, port, security, username, from, to, passwordSet; never the password), webhook URL, and the last delivery on each channel.", body: None, public: false },
+    RouteDoc { method: "post", path: "/api/v1/notifications", summary: "Replace the notification settings (system-admin). A channel left out is switched off; an absent SMTP password keeps the stored one, an empty one removes it. security: none, starttls or tls.", body: Some(r#"{"email":{"host":"mail.example.net","port":587,"security":"starttls","username":"satellite","password":"...","from":"satellite@example.net","to":["noc@example.net"]},"webhook":{"url":"https://hooks.example.net/satellite"}}"#), public: false },
+    RouteDoc { method: "post", path: "/api/v1/notifications/test", summary: "Send a test message now on channel email or webhook with the saved settings (system-admin). Answers ok and detail: the delivery or the error, such as connection refused.", body: Some(r#"{"channel":"webhook"}"#), public: false },
     RouteDoc { method: "get", path: "/api/v1/satellites", summary: "Authority: enrolled satellites, the virtual accounts each serves, last sync and reported instances.", body: None, public: false },
 ];
 

@@ -2,6 +2,7 @@
 //! Pages only call the application services; they never touch SQL or decide permissions alone.
 
 pub mod accounts;
+pub mod alerts;
 pub mod assets;
 pub mod audit;
 pub mod chart;
@@ -79,6 +80,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/users/clients/revoke",
         web::post().to(users::revoke_client),
     )
+    .route("/alerts", web::get().to(alerts::page))
+    .route("/alerts/notifications", web::post().to(alerts::save))
+    .route("/alerts/test", web::post().to(alerts::test))
     .route("/sync", web::get().to(sync::page))
     .route("/sync/run", web::post().to(sync::run_now))
     .route("/sync/export", web::post().to(sync::export))
@@ -452,6 +456,7 @@ pub fn layout(session: &ActiveSession, active: &str, title: &str, content: Marku
         ("/devices", "Product instances"),
         ("/routers", "Configure routers"),
         ("/reports", "Reports"),
+        ("/alerts", "Alerts"),
     ];
     if who.can(Permission::Read, None) {
         nav.push(("/sync", "Sync"));

@@ -17,3 +17,8 @@ pub fn put_setting(c: &Connection, key: &str, value: &str) -> rusqlite::Result<(
     )?;
     Ok(())
 }
+
+pub fn delete_setting(c: &Connection, key: &str) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+    Ok(())
+}
