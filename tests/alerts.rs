@@ -507,3 +507,59 @@ async fn the_alerts_page_shows_an_alert_and_a_test_webhook_succeeds() {
     b.quit().await;
     assert!(s.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sia_grace_period_running_out_raises_an_alert_then_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let token = prepare(data);
+    let s = Spawn::new(data).role("authority").start();
+    // The routers use Essentials RTU without any SIA: their grace period starts now.
+    overuse(&s, &token).await;
+    let viewer = bearer(&s, "viewer").await;
+    let now = get(&s, &viewer, "/api/v1/alerts").await;
+    assert!(
+        !now.to_string().contains("sia-grace."),
+        "90 days left: {now}"
+    );
+    assert!(s.stop().success());
+
+    let sia = |v: &Value| {
+        v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| {
+                a["key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("sia-grace.va.")
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no SIA grace alert in {v}"))
+    };
+    // Access tokens expire on the shifted clock: each start gets one of its own.
+    for (offset, role, severity, needle) in [
+        ("+80d", "operator", "warning", "ends within 14 days"),
+        (
+            "+95d",
+            "system-admin",
+            "error",
+            "has ended on 2 product instance(s)",
+        ),
+    ] {
+        let s = Spawn::new(data)
+            .role("authority")
+            .env("SATELLITE_CLOCK_OFFSET", offset)
+            .start();
+        let token = bearer(&s, role).await;
+        let a = sia(&get(&s, &token, "/api/v1/alerts").await);
+        assert_eq!(a["severity"], severity, "{offset}: {a}");
+        assert_eq!(a["virtualAccount"], VA);
+        assert!(
+            a["text"].as_str().unwrap().contains(needle),
+            "{offset}: {a}"
+        );
+        assert!(s.stop().success());
+    }
+}

@@ -61,7 +61,7 @@ fn settings_form(session: &ActiveSession, view: &NotificationView) -> Markup {
         .map(|e| e.settings.security.as_str())
         .unwrap_or("starttls");
     html! {
-        form #notifications method="post" action="/alerts/notifications" {
+        form.row #notifications method="post" action="/alerts/notifications" {
             (csrf_field(session))
             fieldset {
                 legend { "Email (SMTP)" }

@@ -231,7 +231,7 @@ pub async fn deliver(
     };
     let ok = result.is_ok();
     let detail = match result {
-        Ok(d) => format!("{} alert(s) {d}", alerts.len()),
+        Ok(d) => format!("{} alert(s) sent: {d}", alerts.len()),
         Err(d) => {
             tracing::warn!(channel = channel.as_str(), error = %d, "alert notification failed");
             d
