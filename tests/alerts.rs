@@ -457,19 +457,66 @@ async fn alerts_reach_a_webhook_and_an_smtp_sink_and_the_password_stays_secret()
     );
 }
 
-async fn sign_in(b: &webdriver::Browser, s: &Server) {
+async fn sign_in(b: &webdriver::Browser, s: &Server, user: &str, password: &str) {
     b.goto(&s.console_url("/login")).await;
-    b.fill("input[name=username]", "admin").await;
-    b.fill("input[name=password]", ADMIN_PASSWORD).await;
+    b.fill("input[name=username]", user).await;
+    b.fill("input[name=password]", password).await;
     b.click_on("#sign-in").await;
     b.wait_source("<h1>Dashboard</h1>").await;
 }
 
+const VIEWER_PASSWORD: &str = "viewer-password-Kd93";
+
+fn add_viewer(data: &Path) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args([
+            "user",
+            "add",
+            "watcher",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ])
+        .env("SATELLITE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{VIEWER_PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A script posting a settings change from the page, with or without its CSRF token;
+/// WebDriver waits for the promise and returns the HTTP status.
+fn post_settings_script(with_csrf: bool) -> String {
+    let csrf = if with_csrf {
+        "'csrf=' + encodeURIComponent(document.querySelector('input[name=csrf]').value) + '&'"
+    } else {
+        "''"
+    };
+    format!(
+        "return fetch('/alerts/notifications', {{method: 'POST', \
+         headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, \
+         body: {csrf} + 'webhook_url=http%3A%2F%2F127.0.0.1%3A9%2Fx'}}).then(r => r.status);"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_alerts_page_shows_an_alert_and_a_test_webhook_succeeds() {
+async fn the_alerts_page_shows_an_alert_sends_a_test_webhook_and_refuses_viewers_changes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = prepare(&data);
+    add_viewer(&data);
     let s = Spawn::new(&data).role("authority").start();
     overuse(&s, &token).await;
     let (hook_port, mut hooks) = webhook_receiver().await;
@@ -477,7 +524,7 @@ async fn the_alerts_page_shows_an_alert_and_a_test_webhook_succeeds() {
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/console");
     let driver = Driver::start().await;
     let b = driver.browser(&dir.path().join("profile")).await;
-    sign_in(&b, &s).await;
+    sign_in(&b, &s, "admin", ADMIN_PASSWORD).await;
     b.click_on("a[href='/alerts']").await;
     b.wait_source("<h1>Alerts</h1>").await;
     let row = b.text_of("#alerts tbody tr").await;
@@ -504,6 +551,29 @@ async fn the_alerts_page_shows_an_alert_and_a_test_webhook_succeeds() {
     assert_eq!(body["kind"], "test");
     std::fs::create_dir_all(&shots).unwrap();
     b.screenshot(&shots.join("alerts.png")).await;
+
+    // A settings change without the session's CSRF token is refused.
+    let status = b.execute(&post_settings_script(false), vec![]).await;
+    assert_eq!(status, 403);
+
+    // A viewer sees the alert and the settings, read-only, and the server refuses
+    // a change even with a valid CSRF token.
+    b.click_on("header .user button").await;
+    b.wait_url("/login").await;
+    sign_in(&b, &s, "watcher", VIEWER_PASSWORD).await;
+    b.goto(&s.console_url("/alerts")).await;
+    b.wait_source("<h1>Alerts</h1>").await;
+    let row = b.text_of("#alerts tbody tr").await;
+    assert!(row.contains("out of compliance"), "{row}");
+    let settings = b.text_of("#notification-settings").await;
+    assert!(
+        settings.contains(&format!("127.0.0.1:{hook_port}/hook")),
+        "{settings}"
+    );
+    assert!(b.find_all("#notifications").await.is_empty());
+    assert!(b.find_all("#test-webhook").await.is_empty());
+    let status = b.execute(&post_settings_script(true), vec![]).await;
+    assert_eq!(status, 403);
     b.quit().await;
     assert!(s.stop().success());
 }
