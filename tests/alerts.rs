@@ -525,6 +525,8 @@ async fn the_alerts_page_shows_an_alert_sends_a_test_webhook_and_refuses_viewers
     let driver = Driver::start().await;
     let b = driver.browser(&dir.path().join("profile")).await;
     sign_in(&b, &s, "admin", ADMIN_PASSWORD).await;
+    let banner = b.text_of("#dashboard-alerts").await;
+    assert!(banner.contains("out of compliance"), "{banner}");
     b.click_on("a[href='/alerts']").await;
     b.wait_source("<h1>Alerts</h1>").await;
     let row = b.text_of("#alerts tbody tr").await;
