@@ -108,8 +108,12 @@ pub async fn check_once(
             } else {
                 "alert"
             };
+            let severity = match a.severity {
+                alerts::Severity::Error => Severity::Error,
+                alerts::Severity::Warning => Severity::Warning,
+            };
             let packet = syslog::format_rfc3164(
-                Severity::Warning,
+                severity,
                 Local::now(),
                 &crate::tls::host_name(),
                 std::process::id(),

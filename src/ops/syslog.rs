@@ -137,6 +137,9 @@ mod tests {
         assert_eq!(sink.due(&a, t0 + REPEAT_EVERY), a);
         assert!(sink.due(&[], t0 + REPEAT_EVERY).is_empty());
         assert_eq!(sink.due(&a, t0 + REPEAT_EVERY + CHECK_EVERY), a);
+        // A failed delivery is forgotten and due again at the next check.
+        sink.forget(&a);
+        assert_eq!(sink.due(&a, t0 + REPEAT_EVERY + CHECK_EVERY * 2), a);
     }
 
     #[test]
