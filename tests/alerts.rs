@@ -408,6 +408,37 @@ async fn alerts_reach_a_webhook_and_an_smtp_sink_and_the_password_stays_secret()
     assert!(n["email"].get("password").is_none());
     assert!(!view.to_string().contains(SMTP_PASSWORD));
 
+    // TLS asked for but the sink speaks plain SMTP: the test send says it failed and
+    // where. Leaving the password out keeps the stored one.
+    let (st, saved) = post(
+        &s,
+        &admin,
+        "/api/v1/notifications",
+        json!({"email": {
+            "host": "127.0.0.1", "port": smtp_port, "security": "tls", "username": "alerts",
+            "from": "satellite@example.net", "to": ["noc@example.net"]
+        }}),
+    )
+    .await;
+    assert_eq!(st, 200, "{saved}");
+    assert_eq!(saved["notifications"]["email"]["passwordSet"], true);
+    assert!(saved["notifications"]["webhook"].is_null());
+    let (st, t) = post(
+        &s,
+        &admin,
+        "/api/v1/notifications/test",
+        json!({"channel": "email"}),
+    )
+    .await;
+    assert_eq!((st, &t["ok"]), (200, &json!(false)), "{t}");
+    assert!(
+        t["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("SMTP 127.0.0.1:{smtp_port}: ")),
+        "{t}"
+    );
+
     // A receiver that is gone: the test reports the refused connection, and so does the
     // loop's delivery, recorded for the alerts page.
     let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

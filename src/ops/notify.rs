@@ -50,7 +50,10 @@ fn chain(e: &dyn std::error::Error) -> String {
         }
         cur = s.source();
     }
-    out
+    // Some errors repeat their kind in their own text ("Connection error: Connection error").
+    let mut parts: Vec<&str> = out.split(": ").collect();
+    parts.dedup();
+    parts.join(": ")
 }
 
 fn subject(kind: Kind, alerts: &[Alert]) -> String {
@@ -246,4 +249,33 @@ pub async fn deliver(
         tracing::warn!(error = %e, "recording an alert delivery failed");
     }
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn error_chains_read_as_one_line_without_repeats() {
+        let e = E(
+            "Connection error: Connection error",
+            Some(Box::new(E("Connection refused", None))),
+        );
+        assert_eq!(chain(&e), "Connection error: Connection refused");
+        let body = text_body(Kind::Test, &[]);
+        assert!(body.starts_with("This is a test message"));
+    }
 }
