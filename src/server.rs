@@ -19,6 +19,17 @@ pub struct AppState {
     pub tls: std::sync::Arc<tls::LiveCert>,
     /// The online-sync schedule the scheduler follows; the settings page changes it.
     pub sync_schedule: crate::app::settings::LiveSchedule,
+    /// Wakes the alert loop, e.g. after the notification settings change.
+    pub alerts: crate::ops::alerts::Trigger,
+}
+
+impl AppState {
+    /// What the alert checks read besides the database, with the sync schedule in force.
+    pub fn alert_sources(&self) -> crate::app::alerts::Sources {
+        let mut sources = crate::app::alerts::Sources::from_config(&self.config);
+        sources.schedule = Some(self.sync_schedule.current().schedule.schedule().clone());
+        sources
+    }
 }
 
 /// Idle time an HTTP/1.1 connection is kept open between requests.
@@ -159,11 +170,13 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     let sync_schedule = crate::app::settings::LiveSchedule::open(&ctx, &config.sync_schedule)
         .await
         .context("sync schedule")?;
+    let alerts = crate::ops::alerts::Trigger::default();
     let state = web::Data::new(AppState {
         ctx: ctx.clone(),
         config: config.clone(),
         tls: material.live.clone(),
         sync_schedule: sync_schedule.clone(),
+        alerts: alerts.clone(),
     });
     let request_timeout = Duration::from_secs(config.request_timeout_seconds);
     let workers = std::thread::available_parallelism()
@@ -226,7 +239,7 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     .run();
 
     crate::scheduler::start(ctx.clone(), &config, &sync_schedule);
-    crate::ops::syslog::start(ctx.clone(), &config, &sync_schedule);
+    crate::ops::alerts::start(ctx.clone(), &config, &sync_schedule, alerts);
     let console_handle = console_server.handle();
     let device_handle = device_server.handle();
     let console_task = tokio::spawn(console_server);

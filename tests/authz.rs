@@ -37,6 +37,8 @@ const ADMIN_READS: &[&str] = &[
     "/api/v1/api-clients",
     "/api/v1/settings/certificate",
     "/api/v1/settings/schedules",
+    "/api/v1/notifications",
+    "/api/v1/notifications/test",
 ];
 
 /// Done on an authority only; a satellite answers 409 whoever asks.

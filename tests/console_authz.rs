@@ -245,6 +245,21 @@ const ROUTES: &[Row] = &[
         Admin,
         &[("name", "no-such-user")],
     ),
+    row("GET", "/alerts", "/alerts", Signed, &[]),
+    row(
+        "POST",
+        "/alerts/notifications",
+        "/alerts/notifications",
+        Admin,
+        &[("webhook_url", "")],
+    ),
+    row(
+        "POST",
+        "/alerts/test",
+        "/alerts/test",
+        Admin,
+        &[("channel", "webhook")],
+    ),
     row("GET", "/settings", "/settings", Admin, &[]),
     row(
         "POST",

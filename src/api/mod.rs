@@ -2,6 +2,7 @@
 //! Handlers parse, call one service and shape the answer; they decide nothing.
 
 pub mod accounts;
+pub mod alerts;
 pub mod auth;
 pub mod devices;
 pub mod error;
@@ -165,6 +166,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/settings/schedules",
                 web::post().to(settings::set_schedules),
             )
+            .route("/alerts", web::get().to(alerts::list))
+            .route("/notifications", web::get().to(alerts::settings))
+            .route("/notifications", web::post().to(alerts::save))
+            .route("/notifications/test", web::post().to(alerts::test))
             .route("/accounts/{account}/devices", web::post().to(devices::list))
             .route("/accounts/{account}/devices", web::get().to(devices::list))
             .route(

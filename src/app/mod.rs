@@ -3,10 +3,12 @@
 //! The CLI, the REST API and the console all call these; none of them writes SQL itself.
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod compliance;
 pub mod devices;
 pub mod licenses;
+pub mod notifications;
 pub mod populate;
 pub mod principals;
 pub mod sessions;

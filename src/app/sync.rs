@@ -478,6 +478,16 @@ pub struct SyncStatus {
     pub last_export_at: Option<String>,
     pub pending_changes: i64,
     pub alerts: Vec<String>,
+    /// The same alerts under stable keys, for delivery with repeat suppression.
+    #[serde(skip)]
+    pub alert_items: Vec<SyncAlert>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SyncAlert {
+    pub key: &'static str,
+    pub text: String,
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// Sync state for the CLI, API and console, with overdue alerts.
@@ -502,7 +512,9 @@ pub async fn status(ctx: &Ctx, schedule: Option<cron::Schedule>) -> AppResult<Sy
                 last_export_at: get(keys::LAST_EXPORT)?,
                 pending_changes: c.query_row("SELECT COUNT(*) FROM sync_changes", [], |r| r.get(0))?,
                 alerts: Vec::new(),
+                alert_items: Vec::new(),
             };
+            let mut items = Vec::new();
             let last_ok = s
                 .last_success_at
                 .as_deref()
@@ -512,10 +524,14 @@ pub async fn status(ctx: &Ctx, schedule: Option<cron::Schedule>) -> AppResult<Sy
                 // Connected: two scheduled runs missed means the last success predates the run before last.
                 if let Some(t) = second_last_run {
                     if last_ok.is_none_or(|ok| ok < t) && last_ok.is_some() {
-                        s.alerts.push(format!(
-                            "two scheduled syncs missed: last success {}",
-                            last_ok.map(rfc3339).unwrap_or_default()
-                        ));
+                        items.push(SyncAlert {
+                            key: "sync.missed-runs",
+                            text: format!(
+                                "two scheduled syncs missed: last success {}",
+                                last_ok.map(rfc3339).unwrap_or_default()
+                            ),
+                            since: Some(t),
+                        });
                     }
                 }
                 let overdue = match last_ok {
@@ -523,17 +539,29 @@ pub async fn status(ctx: &Ctx, schedule: Option<cron::Schedule>) -> AppResult<Sy
                     None => true,
                 };
                 if overdue {
-                    s.alerts.push(match last_ok {
-                        Some(t) => format!("no successful sync since {} (more than 30 days): export a request file or check the upstream link", rfc3339(t)),
-                        None => "never synchronised with upstream: run `satellite sync now` or exchange files".into(),
+                    items.push(SyncAlert {
+                        key: "sync.overdue",
+                        text: match last_ok {
+                            Some(t) => format!("no successful sync since {} (more than 30 days): export a request file or check the upstream link", rfc3339(t)),
+                            None => "never synchronised with upstream: run `satellite sync now` or exchange files".into(),
+                        },
+                        since: last_ok.map(|t| t + chrono::Duration::days(30)),
                     });
                 }
                 if let (Some(f), Some(reason)) = (&s.last_failure_at, &s.last_failure) {
                     if s.last_success_at.as_deref() < Some(f.as_str()) {
-                        s.alerts.push(format!("last sync failed at {f}: {reason}"));
+                        items.push(SyncAlert {
+                            key: "sync.failed",
+                            text: format!("last sync failed at {f}: {reason}"),
+                            since: DateTime::parse_from_rfc3339(f)
+                                .ok()
+                                .map(|t| t.with_timezone(&Utc)),
+                        });
                     }
                 }
             }
+            s.alerts = items.iter().map(|a| a.text.clone()).collect();
+            s.alert_items = items;
             Ok::<_, AppError>(s)
         })
         .await

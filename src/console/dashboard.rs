@@ -10,12 +10,21 @@ pub async fn page(req: HttpRequest, s: Signed) -> ConsoleResult<HttpResponse> {
     let state = state_of(&req)?;
     let who = s.principal();
     let list = accounts::list_accounts(&state.ctx, who).await?;
+    let sources = state.alert_sources();
+    let alerts = crate::app::alerts::visible(&state.ctx, who, &sources).await?;
     let mut sections = Vec::with_capacity(list.len());
     for a in list {
         let counts = devices::status_counts(&state.ctx, who, &a.name).await?;
         sections.push((a, counts));
     }
     let body = html! {
+        @if !alerts.is_empty() {
+            div.alerts #dashboard-alerts role="alert" {
+                strong { (alerts.len()) " alert(s)" }
+                ul { @for a in alerts.iter().take(5) { li { (a.text) } } }
+                a href="/alerts" { "All alerts and notification settings" }
+            }
+        }
         @if sections.is_empty() {
             p.muted { "No smart account is visible to you yet." }
             @if super::is_admin(who) { p { a href="/accounts" { "Create a smart account" } } }

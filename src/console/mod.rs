@@ -2,6 +2,7 @@
 //! Pages only call the application services; they never touch SQL or decide permissions alone.
 
 pub mod accounts;
+pub mod alerts;
 pub mod assets;
 pub mod audit;
 pub mod chart;
@@ -95,6 +96,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(FormLimit(settings::CERT_FORM_LIMIT))
             .route(web::post().to(settings::replace_certificate)),
     )
+    .route("/alerts", web::get().to(alerts::page))
+    .route("/alerts/notifications", web::post().to(alerts::save))
+    .route("/alerts/test", web::post().to(alerts::test))
     .route("/sync", web::get().to(sync::page))
     .route("/sync/run", web::post().to(sync::run_now))
     .route("/sync/export", web::post().to(sync::export))
@@ -476,6 +480,7 @@ pub fn layout(session: &ActiveSession, active: &str, title: &str, content: Marku
         ("/devices", "Product instances"),
         ("/routers", "Configure routers"),
         ("/reports", "Reports"),
+        ("/alerts", "Alerts"),
     ];
     if who.can(Permission::Read, None) {
         nav.push(("/sync", "Sync"));

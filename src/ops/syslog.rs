@@ -1,7 +1,6 @@
-//! Sync-overdue alerts to the local syslog: RFC 3164 lines over a Unix datagram socket,
-//! checked hourly while serving. It reports what `app::sync::status` says; it decides nothing.
+//! Alerts to the local syslog: RFC 3164 lines over a Unix datagram socket, and the repeat
+//! rule every alert channel shares. It reports what `app::alerts` says; it decides nothing.
 
-use crate::app::Ctx;
 use chrono::{DateTime, Local};
 use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;
@@ -80,7 +79,7 @@ pub fn send(socket: &Path, packet: &str) -> Result<(), SyslogError> {
     Ok(())
 }
 
-/// Remembers when each alert text was last sent.
+/// Remembers when each alert (by key) was last sent on one channel.
 #[derive(Debug, Default)]
 pub struct AlertSink {
     sent: HashMap<String, Instant>,
@@ -104,62 +103,11 @@ impl AlertSink {
         }
         out
     }
-}
 
-/// One check: reads the sync alerts and sends the due ones. Returns how many were sent.
-pub async fn check_once(
-    ctx: &Ctx,
-    schedule: Option<cron::Schedule>,
-    socket: &Path,
-    sink: &mut AlertSink,
-) -> usize {
-    let status = match crate::app::sync::status(ctx, schedule).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the sync state for alerts failed");
-            return 0;
-        }
-    };
-    let host = crate::tls::host_name();
-    let mut sent = 0;
-    for alert in sink.due(&status.alerts, Instant::now()) {
-        tracing::warn!(alert = %alert, "sync alert");
-        let packet = format_rfc3164(
-            Severity::Warning,
-            Local::now(),
-            &host,
-            std::process::id(),
-            &format!("sync alert: {alert}"),
-        );
-        match send(socket, &packet) {
-            Ok(()) => sent += 1,
-            Err(e) => tracing::warn!(error = %e, "sending a sync alert to syslog failed"),
-        }
+    /// Forgets alerts whose delivery failed, so the next check tries them again.
+    pub fn forget(&mut self, alerts: &[String]) {
+        self.sent.retain(|k, _| !alerts.contains(k));
     }
-    sent
-}
-
-/// Starts the hourly check on the current runtime when `syslog` is on; the first check
-/// runs at once so a restart does not hide a standing alert for an hour.
-pub fn start(
-    ctx: Ctx,
-    config: &crate::config::Config,
-    sync_schedule: &crate::app::settings::LiveSchedule,
-) {
-    if !config.syslog {
-        return;
-    }
-    let socket = config.syslog_socket.clone();
-    let live = sync_schedule.clone();
-    tokio::spawn(async move {
-        let mut sink = AlertSink::default();
-        let mut tick = tokio::time::interval(CHECK_EVERY);
-        loop {
-            tick.tick().await;
-            let schedule = Some(live.current().schedule.schedule().clone());
-            check_once(&ctx, schedule, &socket, &mut sink).await;
-        }
-    });
 }
 
 #[cfg(test)]
@@ -189,6 +137,9 @@ mod tests {
         assert_eq!(sink.due(&a, t0 + REPEAT_EVERY), a);
         assert!(sink.due(&[], t0 + REPEAT_EVERY).is_empty());
         assert_eq!(sink.due(&a, t0 + REPEAT_EVERY + CHECK_EVERY), a);
+        // A failed delivery is forgotten and due again at the next check.
+        sink.forget(&a);
+        assert_eq!(sink.due(&a, t0 + REPEAT_EVERY + CHECK_EVERY * 2), a);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../schema/0003_hierarchy.sql")),
     (4, include_str!("../../schema/0004_sessions.sql")),
     (5, include_str!("../../schema/0005_va_instance_counts.sql")),
+    (6, include_str!("../../schema/0006_sia_grace_index.sql")),
 ];
 
 pub fn latest_version() -> i64 {
