@@ -28,6 +28,8 @@ const ADMIN_ROUTES: &[&str] = &[
     "/api/v1/api-clients/{client_id}/revoke",
     "/api/v1/settings/certificate",
     "/api/v1/settings/schedules",
+    "/api/v1/notifications",
+    "/api/v1/notifications/test",
 ];
 
 /// Listings of who may sign in and the server's settings (file paths, the certificate in
@@ -37,9 +39,10 @@ const ADMIN_READS: &[&str] = &[
     "/api/v1/api-clients",
     "/api/v1/settings/certificate",
     "/api/v1/settings/schedules",
-    "/api/v1/notifications",
-    "/api/v1/notifications/test",
 ];
+
+/// Listings that show each caller only what its accounts hold.
+const FILTERED_READS: &[&str] = &["/api/v1/accounts", "/api/v1/alerts"];
 
 /// Done on an authority only; a satellite answers 409 whoever asks.
 const AUTHORITY_ONLY: &[&str] = &[
@@ -112,8 +115,9 @@ async fn each_role_reaches_exactly_its_routes() {
                     if of_account {
                         scope == Some("Other") || admin_only
                     } else {
-                        // Outside accounts only the filtered account list is theirs.
-                        !(method == "get" && path == "/api/v1/accounts")
+                        // Outside accounts only the listings filtered to their accounts
+                        // (accounts, alerts) are theirs.
+                        !(method == "get" && FILTERED_READS.contains(&path.as_str()))
                     }
                 } else {
                     role != "system-admin" && (admin_only || (!read && role == "viewer"))
