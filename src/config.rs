@@ -62,6 +62,9 @@ pub struct Config {
     /// Time a client has to send a request's headers, and the grace before its body must
     /// keep up the minimum rate; slower clients are disconnected.
     pub request_timeout_seconds: u64,
+    /// Idle seconds an HTTP/1.1 connection stays open for another request; 0 closes every
+    /// connection after one answer.
+    pub keep_alive_seconds: u64,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             syslog: false,
             syslog_socket: PathBuf::from("/dev/log"),
             request_timeout_seconds: 10,
+            keep_alive_seconds: 15,
         }
     }
 }
@@ -105,6 +109,7 @@ pub struct Layer {
     pub syslog: Option<bool>,
     pub syslog_socket: Option<PathBuf>,
     pub request_timeout_seconds: Option<u64>,
+    pub keep_alive_seconds: Option<u64>,
 }
 
 /// Every key a file may hold; anything else draws a warning.
@@ -124,6 +129,7 @@ pub const KEYS: &[&str] = &[
     "syslog",
     "syslog_socket",
     "request_timeout_seconds",
+    "keep_alive_seconds",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +191,10 @@ impl Layer {
                 if v.is_empty() {
                     continue;
                 }
-                let value = if matches!(*key, "access_token_seconds" | "request_timeout_seconds") {
+                let value = if matches!(
+                    *key,
+                    "access_token_seconds" | "request_timeout_seconds" | "keep_alive_seconds"
+                ) {
                     let n: i64 = v.trim().parse().map_err(|_| ConfigError::Env {
                         var: var.clone(),
                         message: format!("{v:?} is not a whole number"),
@@ -251,6 +260,9 @@ impl Layer {
         if let Some(v) = self.syslog_socket {
             c.syslog_socket = v;
         }
+        if let Some(v) = self.keep_alive_seconds {
+            c.keep_alive_seconds = v;
+        }
         if let Some(v) = self.request_timeout_seconds {
             c.request_timeout_seconds = v;
         }
@@ -284,6 +296,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "access_token_seconds must be between 60 and 86400 (got {})",
                 c.access_token_seconds
+            )));
+        }
+        if c.keep_alive_seconds > 300 {
+            return Err(ConfigError::Invalid(format!(
+                "keep_alive_seconds must be between 0 (off) and 300 (got {})",
+                c.keep_alive_seconds
             )));
         }
         if !(1..=300).contains(&c.request_timeout_seconds) {

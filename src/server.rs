@@ -5,6 +5,7 @@ use crate::api;
 use crate::app::Ctx;
 use crate::config::Config;
 use crate::tls;
+use actix_web::http::KeepAlive;
 use actix_web::{middleware, web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use std::io::Write;
@@ -32,8 +33,6 @@ impl AppState {
     }
 }
 
-/// Idle time an HTTP/1.1 connection is kept open between requests.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Time a closing connection gets to flush its last answer before it is dropped.
 pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time a client gets to finish the TLS handshake.
@@ -179,6 +178,12 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         alerts: alerts.clone(),
     });
     let request_timeout = Duration::from_secs(config.request_timeout_seconds);
+    // The header timeout covers only a connection's first request, so a kept-alive
+    // connection can trickle its second one; `keep_alive_seconds = 0` closes that door.
+    let keep_alive = match config.keep_alive_seconds {
+        0 => KeepAlive::Disabled,
+        n => KeepAlive::Timeout(Duration::from_secs(n)),
+    };
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -204,10 +209,10 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     .tcp_nodelay(true)
     .shutdown_timeout(10)
     // Slow clients: the headers must arrive within the request timeout, idle connections
-    // close after KEEP_ALIVE, bodies must keep a minimum rate (ops::slow_body).
+    // close after keep_alive_seconds, bodies must keep a minimum rate (ops::slow_body).
     .client_request_timeout(request_timeout)
     .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-    .keep_alive(KEEP_ALIVE)
+    .keep_alive(keep_alive)
     .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
     .listen_rustls_0_23(console, (*material.config).clone())?
     .run();
@@ -229,10 +234,10 @@ pub async fn run(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     .tcp_nodelay(true)
     .shutdown_timeout(10)
     // Slow clients: the headers must arrive within the request timeout, idle connections
-    // close after KEEP_ALIVE, bodies must keep a minimum rate (ops::slow_body).
+    // close after keep_alive_seconds, bodies must keep a minimum rate (ops::slow_body).
     .client_request_timeout(request_timeout)
     .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-    .keep_alive(KEEP_ALIVE)
+    .keep_alive(keep_alive)
     .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
     .listen(dev_http)?
     .listen_rustls_0_23(dev_https, (*material.config).clone())?

@@ -252,3 +252,33 @@ async fn a_body_far_slower_than_allowed_is_cut_off() {
         .unwrap();
     assert_eq!(r.status(), 401, "a prompt body reaches the handler");
 }
+
+/// The header timeout covers only a connection's first request. With keep-alive off, the
+/// connection ends with its first answer, so a second request cannot be trickled on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keep_alive_a_second_request_cannot_be_trickled() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Spawn::new(dir.path())
+        .env(
+            "SATELLITE_REQUEST_TIMEOUT_SECONDS",
+            &TIMEOUT_SECS.to_string(),
+        )
+        .env("SATELLITE_KEEP_ALIVE_SECONDS", "0")
+        .start();
+    let first = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let (device, console) = (s.device_http.clone(), s.console.clone());
+    let plain = std::thread::spawn(move || tcp_trickle(&device, first, ENDLESS_HEADERS));
+    let tls = std::thread::spawn(move || tls_trickle(&console, first, ENDLESS_HEADERS));
+    for (what, o) in [
+        ("device", plain.join().unwrap()),
+        ("console", tls.join().unwrap()),
+    ] {
+        assert!(o.closed, "{what}: the connection stayed open: {o:?}");
+        assert!(o.answer.starts_with("HTTP/1.1 200"), "{what}: {o:?}");
+        assert!(
+            o.held < GIVE_UP,
+            "{what}: held {:?} before the server hung up",
+            o.held
+        );
+    }
+}
