@@ -69,11 +69,12 @@ pub fn probe(url: &str, timeout: Duration) -> Result<(), HealthError> {
         Some(q) => format!("{}?{q}", u.path()),
         None => u.path().to_string(),
     };
-    write!(
-        s,
+    // One write: `write!` on an unbuffered socket sends each piece separately, and a peer
+    // that answers after the first piece and closes would fail the rest with EPIPE.
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: satellite-healthcheck\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(io)?;
+    );
+    s.write_all(request.as_bytes()).map_err(io)?;
     // The status line is all that matters; a small bound keeps a confused peer from
     // making the probe read forever.
     let mut head = Vec::new();
@@ -97,8 +98,15 @@ mod tests {
         let a = l.local_addr().unwrap();
         std::thread::spawn(move || {
             let (mut c, _) = l.accept().unwrap();
+            // The whole request, as a server would, before answering and closing.
+            let mut got = Vec::new();
             let mut buf = [0u8; 1024];
-            let _ = c.read(&mut buf);
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
             c.write_all(answer.as_bytes()).unwrap();
         });
         format!("http://{a}/healthz")
