@@ -30,6 +30,8 @@ const ADMIN_ROUTES: &[&str] = &[
     "/api/v1/settings/schedules",
     "/api/v1/notifications",
     "/api/v1/notifications/test",
+    "/api/v1/satellites",
+    "/api/v1/audit",
 ];
 
 /// Listings of who may sign in and the server's settings (file paths, the certificate in
@@ -39,6 +41,7 @@ const ADMIN_READS: &[&str] = &[
     "/api/v1/api-clients",
     "/api/v1/settings/certificate",
     "/api/v1/settings/schedules",
+    "/api/v1/audit",
 ];
 
 /// Listings that show each caller only what its accounts hold.
@@ -48,6 +51,7 @@ const FILTERED_READS: &[&str] = &["/api/v1/accounts", "/api/v1/alerts"];
 const AUTHORITY_ONLY: &[&str] = &[
     "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses",
     "/api/v1/satellites",
+    "/api/v1/authority-key",
 ];
 
 #[tokio::test]

@@ -133,3 +133,42 @@ pub async fn transfer(
     Ok(HttpResponse::Ok()
         .json(json!({"status": "SUCCESS", "statusMessage": format!("{n} device(s) transferred")})))
 }
+
+#[derive(Deserialize)]
+pub struct DetailQuery {
+    /// How many of the latest events to include (default 50, at most 500).
+    events: Option<i64>,
+}
+
+/// One product instance with its licenses and latest events, as the console's detail page.
+pub async fn detail(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String, String)>,
+    q: web::Query<DetailQuery>,
+) -> ApiResult<HttpResponse> {
+    let (account, pid, serial) = path.into_inner();
+    let d = devices::detail(
+        &state.ctx,
+        &caller.0,
+        &account,
+        SudiRef { pid, serial },
+        q.events.unwrap_or(50),
+    )
+    .await?;
+    let events: Vec<Value> = d
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "receivedAt": e.received_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "kind": e.kind,
+                "messageType": e.message_type,
+                "messageId": e.message_id,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({"status": "SUCCESS", "device": device_json(&d.device), "events": events})))
+}

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod devices;
 pub mod error;
@@ -142,6 +143,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sync/export", web::post().to(sync::export))
             .route("/sync/now", web::post().to(sync::run_now))
             .route("/satellites", web::get().to(sync::satellites))
+            .route("/satellites", web::post().to(sync::enroll))
+            .route("/authority-key", web::get().to(sync::authority_key))
+            .route("/audit", web::get().to(audit::list))
             .route("/users", web::get().to(users::list_users))
             .route("/users", web::post().to(users::create_user))
             .route("/users/{name}/disable", web::post().to(users::disable_user))
@@ -172,6 +176,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/notifications/test", web::post().to(alerts::test))
             .route("/accounts/{account}/devices", web::post().to(devices::list))
             .route("/accounts/{account}/devices", web::get().to(devices::list))
+            .route(
+                "/accounts/{account}/devices/{pid}/{serial}",
+                web::get().to(devices::detail),
+            )
             .route(
                 "/accounts/{account}/devices/remove",
                 web::post().to(devices::remove),

@@ -96,6 +96,48 @@ pub async fn satellites(state: web::Data<AppState>, caller: Caller) -> ApiResult
         .json(json!({"status": "SUCCESS", "satellites": list, "totalRecords": list.len()})))
 }
 
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollBody {
+    account: String,
+    name: String,
+    #[serde(default)]
+    virtual_accounts: Vec<String>,
+}
+
+/// Authority: enroll a satellite; the one-time enrollment token is in this answer only.
+pub async fn enroll(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<EnrollBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let e = app_sync::enroll_create(
+        &state.ctx,
+        &caller.0,
+        &b.account,
+        &b.name,
+        b.virtual_accounts,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(json!({
+        "status": "SUCCESS",
+        "satelliteId": e.satellite_id,
+        "enrollmentToken": e.token,
+        "virtualAccounts": e.virtual_accounts,
+    })))
+}
+
+/// Authority: its public key (PEM) for satellites to pin.
+pub async fn authority_key(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    require(&caller.0, Permission::Read, None)?;
+    crate::app::require_authority(&state.ctx, "serving the authority key")?;
+    let pem = app_sync::key_pair(&state.config.data_dir)?.public_key_pem();
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .body(pem))
+}
+
 impl super::error::ApiError {
     pub fn into_response(self) -> HttpResponse {
         actix_web::ResponseError::error_response(&self)
