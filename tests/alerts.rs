@@ -4,6 +4,8 @@
 //! kept out of every answer and of the log.
 
 mod common;
+#[path = "common/console_http.rs"]
+mod console_http;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
@@ -488,43 +490,10 @@ async fn alerts_reach_a_webhook_and_an_smtp_sink_and_the_password_stays_secret()
     );
 }
 
-async fn sign_in(b: &webdriver::Browser, s: &Server, user: &str, password: &str) {
-    b.goto(&s.console_url("/login")).await;
-    b.fill("input[name=username]", user).await;
-    b.fill("input[name=password]", password).await;
-    b.click_on("#sign-in").await;
-    b.wait_source("<h1>Dashboard</h1>").await;
-}
-
 const VIEWER_PASSWORD: &str = "viewer-password-Kd93";
 
 fn add_viewer(data: &Path) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(bin())
-        .arg("--data")
-        .arg(data)
-        .args([
-            "user",
-            "add",
-            "watcher",
-            "--role",
-            "viewer",
-            "--password-stdin",
-        ])
-        .env("SATELLITE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{VIEWER_PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    console_http::add_user(data, "watcher", "viewer", VIEWER_PASSWORD, &[]);
 }
 
 /// A script posting a settings change from the page, with or without its CSRF token;
@@ -555,7 +524,8 @@ async fn the_alerts_page_shows_an_alert_sends_a_test_webhook_and_refuses_viewers
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/console");
     let driver = Driver::start().await;
     let b = driver.browser(&dir.path().join("profile")).await;
-    sign_in(&b, &s, "admin", ADMIN_PASSWORD).await;
+    b.sign_in(&s.console_url("/login"), "admin", ADMIN_PASSWORD)
+        .await;
     let banner = b.text_of("#dashboard-alerts").await;
     assert!(banner.contains("out of compliance"), "{banner}");
     b.click_on("a[href='/alerts']").await;
@@ -593,7 +563,8 @@ async fn the_alerts_page_shows_an_alert_sends_a_test_webhook_and_refuses_viewers
     // a change even with a valid CSRF token.
     b.click_on("header .user button").await;
     b.wait_url("/login").await;
-    sign_in(&b, &s, "watcher", VIEWER_PASSWORD).await;
+    b.sign_in(&s.console_url("/login"), "watcher", VIEWER_PASSWORD)
+        .await;
     b.goto(&s.console_url("/alerts")).await;
     b.wait_source("<h1>Alerts</h1>").await;
     let row = b.text_of("#alerts tbody tr").await;

@@ -99,14 +99,6 @@ async fn register_device(s: &Server, token: &str, serial: &str) -> Reply {
     last.unwrap()
 }
 
-async fn sign_in(b: &Browser, s: &Server, user: &str, password: &str) {
-    b.goto(&s.console_url("/login")).await;
-    b.fill("input[name=username]", user).await;
-    b.fill("input[name=password]", password).await;
-    b.click_on("#sign-in").await;
-    b.wait_source("<h1>Dashboard</h1>").await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_runs_the_console_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,7 +115,8 @@ async fn an_operator_runs_the_console_in_a_real_browser() {
     b.goto(&s.console_url("/")).await;
     b.wait_url("/login").await;
     b.screenshot(&shots.join("login.png")).await;
-    sign_in(&b, &s, "admin", ADMIN_PASSWORD).await;
+    b.sign_in(&s.console_url("/login"), "admin", ADMIN_PASSWORD)
+        .await;
     let cookie = b.cookie("__Host-satellite").await.expect("session cookie");
     assert_eq!(cookie["httpOnly"], true);
     assert_eq!(cookie["secure"], true);
@@ -262,7 +255,8 @@ async fn an_operator_runs_the_console_in_a_real_browser() {
     assert_eq!(st, 303, "a logged-out session must not open pages");
 
     // A viewer sees no write action anywhere.
-    sign_in(&b, &s, "viewer", VIEWER_PASSWORD).await;
+    b.sign_in(&s.console_url("/login"), "viewer", VIEWER_PASSWORD)
+        .await;
     for path in [
         format!("/accounts?{acc_q}"),
         format!("/tokens?{acc_q}&va={VA}"),
@@ -521,7 +515,8 @@ async fn sync_users_and_trends_pages_work_in_a_real_browser() {
     let b = driver.browser(&root.join("profile")).await;
 
     // Authority: enroll a satellite for CORE from the page; the token is shown once.
-    sign_in(&b, &a, "admin", ADMIN_PASSWORD).await;
+    b.sign_in(&a.console_url("/login"), "admin", ADMIN_PASSWORD)
+        .await;
     b.goto(&a.console_url("/sync?account=Acme")).await;
     b.fill("#enroll input[name=name]", "site-browser").await;
     b.click_on("#enroll input[name=va][value=CORE]").await;
@@ -639,7 +634,8 @@ async fn sync_users_and_trends_pages_work_in_a_real_browser() {
     // The new operator signs in and sees neither the users page nor its link.
     b.click_on("header form[action='/logout'] button").await;
     b.wait_url("/login").await;
-    sign_in(&b, &a, "opsuser", "operator-password-1").await;
+    b.sign_in(&a.console_url("/login"), "opsuser", "operator-password-1")
+        .await;
     assert!(!b.source().await.contains("href=\"/users\""));
     b.goto(&a.console_url("/users")).await;
     assert!(b.source().await.contains("403"));
@@ -661,7 +657,8 @@ async fn sync_users_and_trends_pages_work_in_a_real_browser() {
             auth.join("tls/console.crt").to_str().unwrap(),
         ],
     );
-    sign_in(&b, &s, "admin", ADMIN_PASSWORD).await;
+    b.sign_in(&s.console_url("/login"), "admin", ADMIN_PASSWORD)
+        .await;
     b.goto(&s.console_url("/sync")).await;
     assert!(b
         .text_of("#sync-alerts")

@@ -3,6 +3,8 @@
 //! schedule changes live, and only system admins get there.
 
 mod common;
+#[path = "common/console_http.rs"]
+mod console_http;
 #[path = "common/tls_probe.rs"]
 mod tls_probe;
 #[path = "common/webdriver.rs"]
@@ -10,10 +12,10 @@ mod webdriver;
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use common::*;
+use console_http::{add_user, raw_client, session_of};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tls_probe::{fingerprint, presented};
@@ -68,34 +70,6 @@ async fn get(s: &Server, token: &str, path: &str) -> (StatusCode, Value) {
         .await
         .unwrap();
     (r.status(), r.json().await.unwrap())
-}
-
-/// A bearer token for a new API client created with `args`.
-async fn token_for(s: &Server, name: &str, args: &[&str]) -> String {
-    let mut all = vec!["api-client", "create", name];
-    all.extend_from_slice(args);
-    let out = ok(&s.data, &all);
-    let field = |p: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(p))
-            .unwrap()
-            .to_string()
-    };
-    let (id, secret) = (field("client_id: "), field("client_secret: "));
-    let r = s
-        .client()
-        .post(s.console_url("/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id.as_str()),
-            ("client_secret", secret.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["access_token"].as_str().unwrap().to_string()
 }
 
 fn audit_rows(data: &Path, action: &str) -> Vec<String> {
@@ -253,8 +227,8 @@ async fn only_system_admins_reach_the_settings() {
     let data = dir.path().join("data");
     let s = Server::start(&data);
     seed_account(&data, "Acme", "VA");
-    let viewer = token_for(&s, "v", &["--role", "viewer"]).await;
-    let aa = token_for(&s, "aa", &["--role", "account-admin", "--account", "Acme"]).await;
+    let viewer = bearer_scoped(&s, "v", "viewer", &[]).await;
+    let aa = bearer_scoped(&s, "aa", "account-admin", &["Acme"]).await;
     let new = generate("intruder.test", -1, 30);
     for token in [&viewer, &aa] {
         for path in ["/api/v1/settings/certificate", "/api/v1/settings/schedules"] {
@@ -281,9 +255,9 @@ async fn only_system_admins_reach_the_settings() {
     assert_ne!(presented(&s.console), new.fingerprint);
 
     // The console page too, with a viewer's session.
-    add_console_user(&data, "viewer", "viewer", "viewer-password-12");
-    let c = no_redirects(&s);
-    let session = console_session(&s, &c, "viewer", "viewer-password-12").await;
+    add_user(&data, "viewer", "viewer", "viewer-password-12", &[]);
+    let c = raw_client(&s);
+    let session = session_of(&s, &c, "viewer", "viewer-password-12").await;
     let r = c
         .get(s.console_url("/settings"))
         .header("Cookie", format!("__Host-satellite={session}"))
@@ -426,75 +400,6 @@ async fn the_sync_schedule_changes_live_and_bad_ones_are_refused() {
 
 // ---------------------------------------------------------------- console
 
-fn add_console_user(data: &Path, name: &str, role: &str, password: &str) {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(bin())
-        .arg("--data")
-        .arg(data)
-        .args(["user", "add", name, "--role", role, "--password-stdin"])
-        .env("SATELLITE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
-}
-
-fn no_redirects(s: &Server) -> reqwest::Client {
-    install_provider();
-    let pem = std::fs::read(s.data.join("tls/console.crt")).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-        .resolve(
-            "localhost",
-            format!("127.0.0.1:{}", port_of(&s.console))
-                .parse()
-                .unwrap(),
-        )
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn cookie(r: &reqwest::Response, name: &str) -> String {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .and_then(|kv| kv.split_once('='))
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-}
-
-fn csrf_in(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let rest = &html[html.find(marker).expect("a csrf field") + marker.len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-async fn console_session(s: &Server, c: &reqwest::Client, user: &str, password: &str) -> String {
-    let page = c.get(s.console_url("/login")).send().await.unwrap();
-    let pre = cookie(&page, "__Host-satellite-login");
-    let html = page.text().await.unwrap();
-    let r = c
-        .post(s.console_url("/login"))
-        .header("Cookie", format!("__Host-satellite-login={pre}"))
-        .form(&[
-            ("csrf", csrf_in(&html).as_str()),
-            ("username", user),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "login of {user}");
-    cookie(&r, "__Host-satellite")
-}
-
 fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/console")
 }
@@ -513,11 +418,8 @@ async fn the_settings_page_shows_the_certificate_in_a_real_browser() {
 
     let driver = Driver::start().await;
     let b = driver.browser(&dir.path().join("profile")).await;
-    b.goto(&s.console_url("/login")).await;
-    b.fill("input[name=username]", "admin").await;
-    b.fill("input[name=password]", ADMIN_PASSWORD).await;
-    b.click_on("#sign-in").await;
-    b.wait_source("<h1>Dashboard</h1>").await;
+    b.sign_in(&s.console_url("/login"), "admin", ADMIN_PASSWORD)
+        .await;
     b.click_on("a[href='/settings']").await;
     b.wait_source("<h1>Settings</h1>").await;
     assert_eq!(b.text_of("#cert-fingerprint").await, fp);

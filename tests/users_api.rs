@@ -2,100 +2,16 @@
 //! system-admins manage them, everyone else is refused, and the last admin stays.
 
 mod common;
+#[path = "common/console_http.rs"]
+mod console_http;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
 use common::*;
+use console_http::{csrf_in, get_page as page, raw_client, try_login as login};
 use serde_json::{json, Value};
 
 const ACC: &str = "Acme";
-
-/// An HTTPS client that does not follow redirects, so login answers can be read.
-fn raw_client(s: &Server) -> reqwest::Client {
-    install_provider();
-    let pem = std::fs::read(s.data.join("tls/console.crt")).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-        .resolve(
-            "localhost",
-            format!("127.0.0.1:{}", port_of(&s.console))
-                .parse()
-                .unwrap(),
-        )
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn csrf_in(html: &str) -> String {
-    let key = "name=\"csrf\" value=\"";
-    let at = html.find(key).expect("page has a csrf field");
-    let rest = &html[at + key.len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .and_then(|kv| kv.split_once('='))
-        .map(|(_, v)| v.to_string())
-}
-
-/// Signs in through the login form; Some(session) when the console let the user in.
-async fn login(s: &Server, c: &reqwest::Client, user: &str, password: &str) -> Option<String> {
-    let page = c.get(s.console_url("/login")).send().await.unwrap();
-    let pre = cookie(&page, "__Host-satellite-login").expect("login cookie");
-    let html = page.text().await.unwrap();
-    let r = c
-        .post(s.console_url("/login"))
-        .header("Cookie", format!("__Host-satellite-login={pre}"))
-        .form(&[
-            ("csrf", csrf_in(&html).as_str()),
-            ("username", user),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    if r.status() == 303 {
-        cookie(&r, "__Host-satellite")
-    } else {
-        None
-    }
-}
-
-async fn page(s: &Server, c: &reqwest::Client, session: &str, path: &str) -> (u16, String) {
-    let r = c
-        .get(s.console_url(path))
-        .header("Cookie", format!("__Host-satellite={session}"))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-/// A bearer token for a new API client made through the CLI.
-async fn token_for(s: &Server, name: &str, role: &str, accounts: &[&str]) -> String {
-    let mut args = vec!["api-client", "create", name, "--role", role];
-    for a in accounts {
-        args.extend(["--account", a]);
-    }
-    let out = ok(&s.data, &args);
-    let field = |k: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .unwrap()
-            .to_string()
-    };
-    oauth(s, &field("client_id: "), &field("client_secret: "))
-        .await
-        .expect("token")
-}
 
 async fn oauth(s: &Server, id: &str, secret: &str) -> Result<String, u16> {
     let r = s
@@ -157,7 +73,7 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
     let dir = tempfile::tempdir().unwrap();
     seed_account(dir.path(), ACC, "CORE");
     let s = Server::start(dir.path());
-    let admin = token_for(&s, "root-client", "system-admin", &[]).await;
+    let admin = bearer_scoped(&s, "root-client", "system-admin", &[]).await;
     let c = raw_client(&s);
 
     let (st, v) = call(
@@ -319,7 +235,7 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
     let dir = tempfile::tempdir().unwrap();
     seed_account(dir.path(), ACC, "CORE");
     let s = Server::start(dir.path());
-    let admin = token_for(&s, "root-client", "system-admin", &[]).await;
+    let admin = bearer_scoped(&s, "root-client", "system-admin", &[]).await;
 
     let (st, v) = call(
         &s,
@@ -424,11 +340,11 @@ async fn only_system_admins_reach_the_user_and_client_routes() {
     ok(dir.path(), &["user", "add", "victim", "--role", "viewer"]);
     let s = Server::start(dir.path());
     let tokens = [
-        ("viewer", token_for(&s, "v", "viewer", &[]).await),
-        ("operator", token_for(&s, "o", "operator", &[]).await),
+        ("viewer", bearer_scoped(&s, "v", "viewer", &[]).await),
+        ("operator", bearer_scoped(&s, "o", "operator", &[]).await),
         (
             "account-admin",
-            token_for(&s, "aa", "account-admin", &[ACC]).await,
+            bearer_scoped(&s, "aa", "account-admin", &[ACC]).await,
         ),
     ];
     let victim_client = ok(
@@ -483,7 +399,7 @@ async fn only_system_admins_reach_the_user_and_client_routes() {
 async fn the_last_enabled_admin_stays_and_nobody_disables_or_deletes_themself() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    let root = token_for(&s, "root-client", "system-admin", &[]).await;
+    let root = bearer_scoped(&s, "root-client", "system-admin", &[]).await;
     let c = raw_client(&s);
 
     // "admin" is the only system-admin user: neither disabled nor deleted.
@@ -652,11 +568,8 @@ async fn the_users_page_disables_enables_and_deletes_through_confirmations_in_a_
     ok(&data, &["user", "add", "helper", "--role", "viewer"]);
     let driver = webdriver::Driver::start().await;
     let b = driver.browser(&dir.path().join("profile")).await;
-    b.goto(&s.console_url("/login")).await;
-    b.fill("input[name=username]", "admin").await;
-    b.fill("input[name=password]", ADMIN_PASSWORD).await;
-    b.click_on("#sign-in").await;
-    b.wait_source("<h1>Dashboard</h1>").await;
+    b.sign_in(&s.console_url("/login"), "admin", ADMIN_PASSWORD)
+        .await;
 
     b.goto(&s.console_url("/users")).await;
     let row = "#users tr[data-user=helper]";

@@ -103,6 +103,19 @@ pub async fn login_raw(
         .unwrap()
 }
 
+/// Signs in through the login form; Some(session) when the console let the user in.
+pub async fn try_login(
+    s: &Server,
+    c: &reqwest::Client,
+    user: &str,
+    password: &str,
+) -> Option<String> {
+    let r = login_raw(s, c, user, password).await;
+    (r.status() == 303)
+        .then(|| set_cookie(&r, SESSION_COOKIE).map(|h| cookie_value(&h)))
+        .flatten()
+}
+
 /// Signs in and returns the session cookie's value.
 pub async fn session_of(s: &Server, c: &reqwest::Client, user: &str, password: &str) -> String {
     let r = login_raw(s, c, user, password).await;

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,7 +40,9 @@ impl Driver {
         // reqwest is built without a default TLS provider; even plain-HTTP clients need one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
+        // Its own process group, so the browsers it starts go with it when the test ends.
         let child = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -104,6 +107,23 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Killing chromedriver alone would leave its Chromium processes running, so its
+        // whole group goes, but only once /proc confirms the group is chromedriver's own.
+        let pid = self.child.id();
+        let own_group = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // pid (comm) state ppid pgrp ...; comm may hold spaces, so start after ')'.
+                let rest = &stat[stat.rfind(')')? + 1..];
+                rest.split_whitespace().nth(2)?.parse::<u32>().ok()
+            })
+            == Some(pid);
+        if own_group {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-g", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -283,6 +303,15 @@ impl Browser {
     pub async fn click_on(&self, css: &str) {
         let e = self.find(css).await;
         self.click(&e).await;
+    }
+
+    /// Signs in through the console's login page and waits for the dashboard.
+    pub async fn sign_in(&self, login_url: &str, user: &str, password: &str) {
+        self.goto(login_url).await;
+        self.fill("input[name=username]", user).await;
+        self.fill("input[name=password]", password).await;
+        self.click_on("#sign-in").await;
+        self.wait_source("<h1>Dashboard</h1>").await;
     }
 
     /// Accepts the confirmation dialog a click opened, waiting up to 5 s for it.
