@@ -1282,7 +1282,7 @@ fn a_streamed_member_gives_the_same_file_as_the_whole_member() {
         request_header(),
         vec![
             (CHANGES, archive::Body::Bytes(&changes)),
-            (INSTANCES, archive::Body::Streamed(streamed)),
+            (INSTANCES, archive::Body::Streamed(Box::new(streamed))),
             (SATELLITE, archive::Body::Bytes(&satellite)),
         ],
         REQUEST_SUMMARY,
@@ -1311,7 +1311,7 @@ fn a_streamed_member_must_be_named_where_it_is_put() {
         request_header(),
         vec![
             (SATELLITE, archive::Body::Bytes(&satellite)),
-            (INSTANCES, archive::Body::Streamed(streamed)),
+            (INSTANCES, archive::Body::Streamed(Box::new(streamed))),
             (CHANGES, archive::Body::Bytes(b"[]\n")),
         ],
         "s",

@@ -651,7 +651,7 @@ pub async fn export(ctx: &Ctx, data_dir: &Path) -> AppResult<Vec<u8>> {
             let changes_json = json_bytes(&changes)?;
             let members = vec![
                 ("satellite.json", Body::Bytes(&satellite_json)),
-                (archive::INSTANCES, Body::Streamed(instances_json)),
+                (archive::INSTANCES, Body::Streamed(Box::new(instances_json))),
                 ("changes.json", Body::Bytes(&changes_json)),
             ];
             let bytes = archive::write_members(

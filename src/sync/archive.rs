@@ -344,7 +344,7 @@ pub enum Body<'a> {
     /// The whole member in memory.
     Bytes(&'a [u8]),
     /// A member already written, deflated, through a [`StreamedMember`].
-    Streamed(StreamedMember),
+    Streamed(Box<StreamedMember>),
 }
 
 /// A member written piece by piece, for members too large to hold uncompressed (a
@@ -479,14 +479,15 @@ pub fn write_members(
     for (name, body) in ordered {
         let (digest, content) = match body {
             Body::Bytes(bytes) => (member_digest(name, bytes), Content::Bytes(bytes)),
-            Body::Streamed(StreamedMember {
-                name: streamed_as,
-                mut zip,
-                pending,
-                digest,
-                size,
-                ..
-            }) => {
+            Body::Streamed(member) => {
+                let StreamedMember {
+                    name: streamed_as,
+                    mut zip,
+                    pending,
+                    digest,
+                    size,
+                    ..
+                } = *member;
                 if streamed_as != name {
                     return Err(SyncFileError::Write(format!(
                         "{name} was streamed as {streamed_as}"
