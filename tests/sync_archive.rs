@@ -1240,3 +1240,87 @@ fn write_refuses_what_a_default_reader_would_refuse() {
     .unwrap_err();
     assert!(matches!(e, SyncFileError::RatioTooHigh { .. }), "{e}");
 }
+
+/// Many instances as one compact record per line, the way a satellite writes them.
+fn instance_lines(n: u32) -> Vec<Vec<u8>> {
+    let mut lines = vec![b"[\n".to_vec()];
+    for i in 0..n {
+        let mut line = if i > 0 { b",\n".to_vec() } else { Vec::new() };
+        serde_json::to_writer(&mut line, &instance(i)).unwrap();
+        lines.push(line);
+    }
+    lines.push(b"\n]\n".to_vec());
+    lines
+}
+
+#[test]
+fn a_streamed_member_gives_the_same_file_as_the_whole_member() {
+    // Enough records for the deflater to take many separate writes across several blocks.
+    let lines = instance_lines(20_000);
+    let whole: Vec<u8> = lines.concat();
+    let satellite = archive::member_json(&satellite_info()).unwrap();
+    let changes = archive::member_json(&changes()).unwrap();
+    let expected = archive::write(
+        request_header(),
+        &[
+            (SATELLITE, satellite.clone()),
+            (INSTANCES, whole.clone()),
+            (CHANGES, changes.clone()),
+        ],
+        REQUEST_SUMMARY,
+        &satellite_key(),
+    )
+    .unwrap();
+
+    let mut streamed =
+        archive::StreamedMember::new(INSTANCES, &request_header().created_at).unwrap();
+    for line in &lines {
+        streamed.write_all(line).unwrap();
+    }
+    assert_eq!(streamed.size(), whole.len() as u64);
+    let bytes = archive::write_members(
+        request_header(),
+        vec![
+            (CHANGES, archive::Body::Bytes(&changes)),
+            (INSTANCES, archive::Body::Streamed(Box::new(streamed))),
+            (SATELLITE, archive::Body::Bytes(&satellite)),
+        ],
+        REQUEST_SUMMARY,
+        &satellite_key(),
+    )
+    .unwrap();
+    assert_eq!(bytes.len(), expected.len());
+    assert!(
+        bytes == expected,
+        "the streamed file differs from the whole one"
+    );
+
+    // And it reads back, signature and digests included, to the same records.
+    let file = read_request(&bytes).unwrap();
+    let back: Vec<InstanceRecord> = archive::parse_member(&file, INSTANCES).unwrap();
+    assert_eq!(back.len(), 20_000);
+    assert_eq!(back[12_345], instance(12_345));
+}
+
+#[test]
+fn a_streamed_member_must_be_named_where_it_is_put() {
+    let mut streamed = archive::StreamedMember::new(CHANGES, &request_header().created_at).unwrap();
+    streamed.write_all(b"[]\n").unwrap();
+    let satellite = archive::member_json(&satellite_info()).unwrap();
+    let e = archive::write_members(
+        request_header(),
+        vec![
+            (SATELLITE, archive::Body::Bytes(&satellite)),
+            (INSTANCES, archive::Body::Streamed(Box::new(streamed))),
+            (CHANGES, archive::Body::Bytes(b"[]\n")),
+        ],
+        "s",
+        &satellite_key(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("instances.json was streamed as changes.json"),
+        "{e}"
+    );
+}

@@ -13,10 +13,11 @@ use crate::storage::licenses::{self as store_licenses, NewLicense};
 use crate::storage::settings::{get_setting, put_setting};
 use crate::storage::sync as store;
 use crate::storage::{accounts, audit, is_unique_violation};
-use crate::sync::archive::{self, FileKind, Header, Limits, SyncFile};
+use crate::sync::archive::{self, Body, FileKind, Header, Limits, SyncFile};
 use crate::sync::model::{Ack, Change, InstanceRecord, PoolLine, SatelliteInfo, Usage, VaPool};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
+use std::io::Write;
 use std::path::Path;
 
 pub const KEY_FILE: &str = "sync.key";
@@ -602,13 +603,23 @@ pub async fn export(ctx: &Ctx, data_dir: &Path) -> AppResult<Vec<u8>> {
                 last_imported_response: setting_i64(c, keys::IMPORTED_SEQ)?.max(0) as u64,
                 software_version: env!("CARGO_PKG_VERSION").into(),
             };
-            // One compact JSON record per line, written as rows stream out of SQLite: a
-            // million instances never exist as Rust values at once, and the file stays
-            // greppable line by line.
-            let mut instances_json: Vec<u8> = b"[\n".to_vec();
+            // One compact JSON record per line, deflated and hashed as rows stream out of
+            // SQLite: a million instances never exist as Rust values at once, nor does the
+            // uncompressed member, and the file stays greppable line by line.
+            let created_at = rfc3339(now);
+            let mut instances_json = archive::StreamedMember::new(archive::INSTANCES, &created_at)
+                .map_err(|e| AppError::Internal(format!("writing the request: {e}")))?;
+            let mut line: Vec<u8> = Vec::with_capacity(512);
             let mut count: usize = 0;
-            let mut encode_err: Option<serde_json::Error> = None;
+            let mut failure: Option<String> = None;
+            let opened = instances_json.write_all(b"[\n");
+            if let Err(e) = opened {
+                failure = Some(e.to_string());
+            }
             store::export_instances(c, |i| {
+                if failure.is_some() {
+                    return;
+                }
                 let rec = InstanceRecord {
                     udi_pid: i.udi_pid,
                     udi_serial_number: i.udi_serial,
@@ -619,17 +630,27 @@ pub async fn export(ctx: &Ctx, data_dir: &Path) -> AppResult<Vec<u8>> {
                     last_contact_at: rfc3339(i.last_contact_at),
                     usage: i.usage.into_iter().map(|(tag, n)| Usage { tag, count: n.max(0) as u64 }).collect(),
                 };
+                line.clear();
                 if count > 0 {
-                    instances_json.extend_from_slice(b",\n");
+                    line.extend_from_slice(b",\n");
                 }
-                if let Err(e) = serde_json::to_writer(&mut instances_json, &rec) {
-                    encode_err.get_or_insert(e);
+                if let Err(e) = serde_json::to_writer(&mut line, &rec) {
+                    failure = Some(format!("encoding instances: {e}"));
+                    return;
+                }
+                if let Err(e) = instances_json.write_all(&line) {
+                    failure = Some(e.to_string());
+                    return;
                 }
                 count += 1;
             })?;
-            instances_json.extend_from_slice(b"\n]\n");
-            if let Some(e) = encode_err {
-                return Err(AppError::Internal(format!("encoding instances: {e}")));
+            if failure.is_none() {
+                if let Err(e) = instances_json.write_all(b"\n]\n") {
+                    failure = Some(e.to_string());
+                }
+            }
+            if let Some(e) = failure {
+                return Err(AppError::Internal(format!("writing the request: {e}")));
             }
             let changes: Vec<Change> = store::changes(c)?
                 .into_iter()
@@ -655,20 +676,22 @@ pub async fn export(ctx: &Ctx, data_dir: &Path) -> AppResult<Vec<u8>> {
                 changes.len(),
                 if info.enrollment_token.is_some() { "It carries the one-time enrollment token of this satellite.\n" } else { "" }
             );
+            let satellite_json = json_bytes(&info)?;
+            let changes_json = json_bytes(&changes)?;
             let members = vec![
-                ("satellite.json", json_bytes(&info)?),
-                ("instances.json", instances_json),
-                ("changes.json", json_bytes(&changes)?),
+                ("satellite.json", Body::Bytes(&satellite_json)),
+                (archive::INSTANCES, Body::Streamed(Box::new(instances_json))),
+                ("changes.json", Body::Bytes(&changes_json)),
             ];
-            let bytes = archive::write(
+            let bytes = archive::write_members(
                 Header {
                     kind: FileKind::Request,
                     sender: satellite_id,
                     receiver: authority_id(&authority_key),
                     sequence: sequence as u64,
-                    created_at: rfc3339(now),
+                    created_at,
                 },
-                &members,
+                members,
                 &summary,
                 &keys,
             )

@@ -307,7 +307,7 @@ impl Gateway {
         let found = self
             .ctx
             .store
-            .read(move |c| Ok::<_, AppError>(instances::find(c, &pid, &serial)?))
+            .read_quick(move |c| Ok::<_, AppError>(instances::find(c, &pid, &serial)?))
             .await?;
         let Some(inst) = found else {
             return Ok(failed(
@@ -349,7 +349,12 @@ impl Gateway {
         } else {
             None
         };
-        let chain = self.ca.ca_chain_pem();
+        // Only a renewal answers with the chain; an authorize need not copy it.
+        let chain = if kind == MessageType::RenewId {
+            self.ca.ca_chain_pem()
+        } else {
+            Vec::new()
+        };
         let key = inst.public_key.clone();
         let track = self.tracks_changes();
         self.ctx

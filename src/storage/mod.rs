@@ -75,7 +75,12 @@ struct Inner {
     writer: writer::Writer,
 }
 
+/// Distinct statements a connection keeps prepared: the device protocol alone uses more
+/// than rusqlite's default of 16, and a statement pushed out is parsed again on next use.
+const STATEMENT_CACHE: usize = 128;
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
@@ -173,6 +178,21 @@ impl Store {
             Err(e) => Err(E::from(StorageError::Unavailable(format!(
                 "read task failed: {e}"
             )))),
+        }
+    }
+
+    /// [`Store::read`] for a short indexed lookup on a hot path: when a pooled connection
+    /// is free at once, `f` runs right here, saving two thread hand-offs; otherwise it
+    /// waits for one off the executor like [`Store::read`].
+    pub async fn read_quick<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        match self.inner.readers.try_get() {
+            Some(conn) => f(&conn),
+            None => self.read(f).await,
         }
     }
 

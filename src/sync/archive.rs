@@ -339,10 +339,125 @@ pub fn member_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A member's content as handed to [`write_members`].
+pub enum Body<'a> {
+    /// The whole member in memory.
+    Bytes(&'a [u8]),
+    /// A member already written, deflated, through a [`StreamedMember`].
+    Streamed(Box<StreamedMember>),
+}
+
+/// A member written piece by piece, for members too large to hold uncompressed (a
+/// million-instance `instances.json`). Each piece is deflated as it arrives, with the
+/// same options as every other member, and the size and SHA-256 the manifest lists are
+/// taken over the very bytes written, so the finished file is byte for byte the one
+/// [`write`] makes from the whole member.
+pub struct StreamedMember {
+    name: String,
+    zip: ZipWriter<Cursor<Vec<u8>>>,
+    /// Bytes not yet handed to the deflater: it gets exactly [`DEFLATE_CHUNK`] at a time.
+    pending: Vec<u8>,
+    digest: ring::digest::Context,
+    size: u64,
+    limit: u64,
+}
+
+impl StreamedMember {
+    /// Starts member `name` of a file whose manifest will say `created_at`.
+    pub fn new(name: &str, created_at: &str) -> Result<StreamedMember> {
+        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+        zip.start_file(name, member_options(zip_time(created_at)?))
+            .map_err(|e| SyncFileError::Write(format!("{name}: {e}")))?;
+        Ok(StreamedMember {
+            name: name.to_string(),
+            zip,
+            pending: Vec::with_capacity(DEFLATE_CHUNK),
+            digest: ring::digest::Context::new(&SHA256),
+            size: 0,
+            limit: Limits::default().max_entry_bytes,
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Write for StreamedMember {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let after = self.size.saturating_add(buf.len() as u64);
+        if after > self.limit {
+            // A reader would refuse the file; better to stop before deflating any more.
+            return Err(io::Error::other(format!(
+                "{} would exceed {} bytes, the largest member a reader accepts",
+                self.name, self.limit
+            )));
+        }
+        let n = buf.len().min(DEFLATE_CHUNK - self.pending.len());
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() == DEFLATE_CHUNK {
+            self.zip.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        self.digest.update(&buf[..n]);
+        self.size = self.size.saturating_add(n as u64);
+        Ok(n)
+    }
+
+    /// Nothing to do: what is pending waits for a whole chunk, or for the file's end.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How much of a member the deflater is given at once. Deflate output depends on how its
+/// input is split up, so every member, whole or streamed, is fed in the same pieces: the
+/// same content then always gives the same bytes, however it was produced.
+const DEFLATE_CHUNK: usize = 64 * 1024;
+
+/// Starts `name` in `zip` and deflates `bytes` into it in [`DEFLATE_CHUNK`] pieces.
+fn put_member(
+    zip: &mut ZipWriter<Cursor<Vec<u8>>>,
+    name: &str,
+    bytes: &[u8],
+    options: SimpleFileOptions,
+) -> Result<()> {
+    zip.start_file(name, options)
+        .map_err(|e| SyncFileError::Write(format!("{name}: {e}")))?;
+    for chunk in bytes.chunks(DEFLATE_CHUNK) {
+        zip.write_all(chunk)
+            .map_err(|e| SyncFileError::Write(format!("{name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Every member is deflated, `0644`, dated at the file's `created_at`.
+fn member_options(stamp: zip::DateTime) -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .last_modified_time(stamp)
+        .unix_permissions(0o644)
+}
+
 /// Builds and signs a sync file in memory. `members` must be exactly the kind's JSON members.
 pub fn write(
     header: Header,
     members: &[(&str, Vec<u8>)],
+    summary: &str,
+    signer: &SyncKeyPair,
+) -> Result<Vec<u8>> {
+    let members = members
+        .iter()
+        .map(|(name, bytes)| (*name, Body::Bytes(bytes)))
+        .collect();
+    write_members(header, members, summary, signer)
+}
+
+/// [`write`] for members of which some were streamed.
+pub fn write_members(
+    header: Header,
+    members: Vec<(&str, Body<'_>)>,
     summary: &str,
     signer: &SyncKeyPair,
 ) -> Result<Vec<u8>> {
@@ -360,17 +475,48 @@ pub fn write(
     let limits = Limits::default();
     let mut total = summary.len() as u64;
     let mut digests = vec![member_digest(SUMMARY, summary.as_bytes())];
-    for (name, bytes) in &ordered {
-        let size = bytes.len() as u64;
-        if size > limits.max_entry_bytes {
+    let mut contents = Vec::new();
+    for (name, body) in ordered {
+        let (digest, content) = match body {
+            Body::Bytes(bytes) => (member_digest(name, bytes), Content::Bytes(bytes)),
+            Body::Streamed(member) => {
+                let StreamedMember {
+                    name: streamed_as,
+                    mut zip,
+                    pending,
+                    digest,
+                    size,
+                    ..
+                } = *member;
+                if streamed_as != name {
+                    return Err(SyncFileError::Write(format!(
+                        "{name} was streamed as {streamed_as}"
+                    )));
+                }
+                let digest = MemberDigest {
+                    name: name.to_string(),
+                    bytes: size,
+                    sha256: hex::encode(digest.finish().as_ref()),
+                };
+                zip.write_all(&pending)
+                    .map_err(|e| SyncFileError::Write(format!("{name}: {e}")))?;
+                let packed = zip
+                    .finish()
+                    .map_err(|e| SyncFileError::Write(format!("{name}: {e}")))?
+                    .into_inner();
+                (digest, Content::Packed(packed))
+            }
+        };
+        if digest.bytes > limits.max_entry_bytes {
             return Err(SyncFileError::EntryDeclaredTooLarge {
-                name: (*name).to_string(),
-                size,
+                name: name.to_string(),
+                size: digest.bytes,
                 limit: limits.max_entry_bytes,
             });
         }
-        total = total.saturating_add(size);
-        digests.push(member_digest(name, bytes));
+        total = total.saturating_add(digest.bytes);
+        digests.push(digest);
+        contents.push((name, content));
     }
     if total > limits.max_unpacked_bytes {
         return Err(SyncFileError::TotalTooLarge {
@@ -398,22 +544,25 @@ pub fn write(
     };
     let signature_bytes = member_json(&signature)?;
 
-    let options = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .last_modified_time(stamp)
-        .unix_permissions(0o644);
+    let options = member_options(stamp);
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
-        zip.start_file(name, options)
-            .map_err(|e| SyncFileError::Write(format!("{name}: {e}")))?;
-        zip.write_all(bytes)
-            .map_err(|e| SyncFileError::Write(format!("{name}: {e}")))
+    let put = |zip: &mut ZipWriter<Cursor<Vec<u8>>>, name: &str, bytes: &[u8]| {
+        put_member(zip, name, bytes, options)
     };
-    put(MANIFEST, &manifest_bytes)?;
-    put(SIGNATURE, &signature_bytes)?;
-    put(SUMMARY, summary.as_bytes())?;
-    for (name, bytes) in &ordered {
-        put(name, bytes)?;
+    put(&mut zip, MANIFEST, &manifest_bytes)?;
+    put(&mut zip, SIGNATURE, &signature_bytes)?;
+    put(&mut zip, SUMMARY, summary.as_bytes())?;
+    for (name, content) in contents {
+        match content {
+            Content::Bytes(bytes) => put(&mut zip, name, bytes)?,
+            Content::Packed(packed) => {
+                // The deflated bytes move over as they are: the member is never inflated again.
+                let fail = |e: zip::result::ZipError| SyncFileError::Write(format!("{name}: {e}"));
+                let mut staged = ZipArchive::new(Cursor::new(packed)).map_err(fail)?;
+                let entry = staged.by_index_raw(0).map_err(fail)?;
+                zip.raw_copy_file(entry).map_err(fail)?;
+            }
+        }
     }
     let bytes = zip
         .finish()
@@ -428,6 +577,12 @@ pub fn write(
     // Never hand out a file that a reader with default limits would refuse (the ratio, say).
     central_directory(&bytes, &limits)?;
     Ok(bytes)
+}
+
+/// A member ready to be put in the zip: whole, or already deflated in a one-entry zip.
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    Packed(Vec<u8>),
 }
 
 /// Builds a sync file and puts it at `path` in one step: readers never see half a file.
@@ -591,13 +746,10 @@ fn member_digest(name: &str, bytes: &[u8]) -> MemberDigest {
     }
 }
 
-fn order_members<'a>(
-    kind: FileKind,
-    members: &'a [(&'a str, Vec<u8>)],
-) -> Result<Vec<(&'a str, &'a [u8])>> {
+fn order_members<T>(kind: FileKind, members: Vec<(&str, T)>) -> Result<Vec<(&str, T)>> {
     let expected = kind.members();
     let mut seen = BTreeSet::new();
-    for (name, _) in members {
+    for (name, _) in &members {
         if !expected.contains(name) {
             return Err(SyncFileError::Write(format!(
                 "a {kind} does not carry {name}; it carries {}",
@@ -608,16 +760,13 @@ fn order_members<'a>(
             return Err(SyncFileError::Write(format!("{name} given twice")));
         }
     }
-    expected
-        .iter()
-        .map(|want| {
-            members
-                .iter()
-                .find(|(name, _)| name == want)
-                .map(|(name, bytes)| (*name, bytes.as_slice()))
-                .ok_or_else(|| SyncFileError::Write(format!("a {kind} needs {want}")))
-        })
-        .collect()
+    if let Some(want) = expected.iter().find(|want| !seen.contains(*want)) {
+        return Err(SyncFileError::Write(format!("a {kind} needs {want}")));
+    }
+    let mut members = members;
+    // Every name is expected and present once: sorting by place in the table orders them.
+    members.sort_by_key(|(name, _)| expected.iter().position(|want| want == name));
+    Ok(members)
 }
 
 fn zip_time(created_at: &str) -> Result<zip::DateTime> {
