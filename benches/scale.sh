@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scale fixture: for each size, populate a satellite through its own write path and
-# measure list pages, the compliance summary, one authorize's latency, sync export,
+# measure list pages, the compliance summary, the alert list, one authorize's latency, sync export,
 # startup and resident memory. Usage: benches/scale.sh [SIZE...] (default 10000 100000 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +23,8 @@ sleep 1; kill %1; wait || true
 token=$("$bin" --data "$work/authority" enroll create --account Acme --name scale 2>/dev/null)
 "$bin" --data "$work/authority" authority-key --out "$work/authority.pem" >/dev/null
 
-printf '| instances | populate s | startup s | RSS MB | devices page, middle ms | devices page, first ms | compliance summary ms | authorize p50 ms | authorize p99 ms | export s | export MB |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| instances | populate s | startup s | RSS MB | devices page, middle ms | devices page, first ms | compliance summary ms | alerts ms | authorize p50 ms | authorize p99 ms | export s | export MB |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 for n in "${sizes[@]}"; do
   d="$work/sat-$n"
   "$bin" --data "$d" account create Acme >/dev/null 2>&1
@@ -46,6 +46,7 @@ for n in "${sizes[@]}"; do
   page=$(for i in 1 2 3 4 5; do curl -sk -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $bearer" -H 'Content-Type: application/json' -d "{\"limit\":50,\"offset\":$((n/2))}" "https://$console/api/v1/accounts/Acme/devices"; done | median)
   first=$(for i in 1 2 3 4 5; do curl -sk -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $bearer" -H 'Content-Type: application/json' -d '{"limit":50}' "https://$console/api/v1/accounts/Acme/devices"; done | median)
   summary=$(for i in 1 2 3 4 5; do curl -sk -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $bearer" -H 'Content-Type: application/json' -d '{}' "https://$console/api/v1/accounts/Acme/licenses"; done | median)
+  alerts=$(for i in 1 2 3 4 5; do curl -sk -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $bearer" "https://$console/api/v1/alerts"; done | median)
   tok=$("$bin" --data "$d" token create --account Acme --va CORE --uses 1000)
   lat=$("$bin" simulate --url "http://$http" --token "$tok" --devices 200 --concurrency 1 --seed 99 2>"$d.sim" | awk "/^authorize/" || true)
   p50=$(echo "$lat" | sed -E 's/.*p50 +([0-9.]+) ms.*/\1/'); p99=$(echo "$lat" | sed -E 's/.*p99 +([0-9.]+) ms.*/\1/')
@@ -53,5 +54,5 @@ for n in "${sizes[@]}"; do
   kill "$pid"; wait "$pid" || true
   ex=$( { /usr/bin/time -f %e "$bin" --data "$d" sync export --out "$d/request.zip" >/dev/null; } 2>&1 | tail -1)
   size=$(python3 -c "import os; print(f'{os.path.getsize(\"$d/request.zip\")/1e6:.1f}')")
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$pop" "$startup" "$rss" "$(ms "$page")" "$(ms "$first")" "$(ms "$summary")" "$p50" "$p99" "$ex" "$size"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$pop" "$startup" "$rss" "$(ms "$page")" "$(ms "$first")" "$(ms "$summary")" "$(ms "$alerts")" "$p50" "$p99" "$ex" "$size"
 done
