@@ -71,6 +71,9 @@ pub fn load_or_generate(
             (c, k, true)
         }
     };
+    if recover_staged(&cert_path, &key_path)? {
+        tracing::warn!(cert = %cert_path.display(), "finished a certificate replacement that a stop interrupted");
+    }
     let live = Arc::new(LiveCert::load(&cert_path, &key_path)?);
     let config = server_config(live.clone())?;
     Ok(TlsMaterial {
@@ -79,6 +82,48 @@ pub fn load_or_generate(
         cert_path,
         generated,
     })
+}
+
+/// The file a replacement of `path` is written to before it is moved into place.
+fn staged(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".next");
+    path.with_file_name(name)
+}
+
+/// Moves a staged pair into place: the key (when still staged), then the chain.
+fn roll_forward(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
+    use crate::crypto::keyfile::rename_synced;
+    let (key_next, cert_next) = (staged(key_path), staged(cert_path));
+    if key_next.exists() {
+        rename_synced(&key_next, key_path).map_err(|source| TlsError::Write {
+            path: key_path.to_path_buf(),
+            source,
+        })?;
+    }
+    rename_synced(&cert_next, cert_path).map_err(|source| TlsError::Write {
+        path: cert_path.to_path_buf(),
+        source,
+    })
+}
+
+/// Finishes or drops a certificate replacement that a crash interrupted. A staged chain
+/// means both files were complete: the replacement is finished. A staged key alone means
+/// the chain was never written: it is dropped and the old pair stays. Returns whether a
+/// replacement was finished.
+pub fn recover_staged(cert_path: &Path, key_path: &Path) -> Result<bool, TlsError> {
+    if staged(cert_path).exists() {
+        roll_forward(cert_path, key_path)?;
+        return Ok(true);
+    }
+    let key_next = staged(key_path);
+    if key_next.exists() {
+        std::fs::remove_file(&key_next).map_err(|source| TlsError::Write {
+            path: key_next.clone(),
+            source,
+        })?;
+    }
+    Ok(false)
 }
 
 fn generate(
@@ -527,30 +572,33 @@ impl LiveCert {
         &self.cert_path
     }
 
-    /// Writes the pair where the next start reads it: the key first (0600), then the chain,
-    /// each atomically. When the chain cannot be written the previous key is put back, so
-    /// the files on disk always hold a matching pair.
+    /// Writes the pair where the next start reads it, as a small journal: both files are
+    /// first written complete beside their targets (`.next`, the key 0600), then moved into
+    /// place, key first. A staged chain marks the replacement as decided, so a crash at
+    /// any point leaves either the old pair or, after `recover_staged` at the next start,
+    /// the new one; never a key of one and a chain of the other.
     pub fn write_files(&self, pair: &CertPair) -> Result<(), TlsError> {
         use crate::crypto::keyfile;
-        let old_key = std::fs::read(&self.key_path).ok();
-        keyfile::write_secret(&self.key_path, pair.key_pem.as_bytes()).map_err(|source| {
-            TlsError::Write {
-                path: self.key_path.clone(),
+        let (key_next, cert_next) = (staged(&self.key_path), staged(&self.cert_path));
+        let written = keyfile::write_secret(&key_next, pair.key_pem.as_bytes())
+            .map_err(|source| TlsError::Write {
+                path: key_next.clone(),
                 source,
-            }
-        })?;
-        if let Err(source) = keyfile::write_public(&self.cert_path, pair.chain_pem.as_bytes()) {
-            if let Some(old) = old_key {
-                if let Err(e) = keyfile::write_secret(&self.key_path, &old) {
-                    tracing::error!(path = %self.key_path.display(), error = %e, "restoring the previous TLS key failed");
-                }
-            }
-            return Err(TlsError::Write {
-                path: self.cert_path.clone(),
-                source,
+            })
+            .and_then(|()| {
+                keyfile::write_public(&cert_next, pair.chain_pem.as_bytes()).map_err(|source| {
+                    TlsError::Write {
+                        path: cert_next.clone(),
+                        source,
+                    }
+                })
             });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&key_next);
+            let _ = std::fs::remove_file(&cert_next);
+            return Err(e);
         }
-        Ok(())
+        roll_forward(&self.cert_path, &self.key_path)
     }
 
     /// Serves `pair` from the next handshake on; connections already open keep theirs.
@@ -582,6 +630,55 @@ mod tests {
         params.not_after = now + time::Duration::days(days);
         let cert = params.self_signed(&key).unwrap();
         (cert.pem(), key.serialize_pem())
+    }
+
+    /// Old pair in place, new pair staged as a crash may leave it; returns the new PEMs.
+    fn staged_dir(dir: &Path, stage_key: bool, stage_cert: bool) -> (String, String) {
+        let (old_c, old_k) = pair("old.example.net", 90);
+        let (new_c, new_k) = pair("new.example.net", 90);
+        std::fs::write(dir.join("c.pem"), &old_c).unwrap();
+        std::fs::write(dir.join("k.pem"), &old_k).unwrap();
+        if stage_key {
+            std::fs::write(dir.join("k.pem.next"), &new_k).unwrap();
+        }
+        if stage_cert {
+            std::fs::write(dir.join("c.pem.next"), &new_c).unwrap();
+        }
+        (new_c, new_k)
+    }
+
+    fn served_cn(dir: &Path) -> Option<String> {
+        LiveCert::load(&dir.join("c.pem"), &dir.join("k.pem"))
+            .unwrap()
+            .summary()
+            .common_name
+    }
+
+    #[test]
+    fn an_interrupted_replacement_is_finished_or_dropped_at_start() {
+        // Both files staged, nothing moved yet: finished.
+        let d = tempfile::tempdir().unwrap();
+        staged_dir(d.path(), true, true);
+        assert!(recover_staged(&d.path().join("c.pem"), &d.path().join("k.pem")).unwrap());
+        assert_eq!(served_cn(d.path()).as_deref(), Some("new.example.net"));
+        assert!(!d.path().join("c.pem.next").exists() && !d.path().join("k.pem.next").exists());
+
+        // The key already moved, the chain still staged: finished, and the pair matches.
+        let d = tempfile::tempdir().unwrap();
+        let (_, new_k) = staged_dir(d.path(), false, true);
+        std::fs::write(d.path().join("k.pem"), new_k).unwrap();
+        assert!(recover_staged(&d.path().join("c.pem"), &d.path().join("k.pem")).unwrap());
+        assert_eq!(served_cn(d.path()).as_deref(), Some("new.example.net"));
+
+        // Only the key staged: the chain never got written, so the old pair stays.
+        let d = tempfile::tempdir().unwrap();
+        staged_dir(d.path(), true, false);
+        assert!(!recover_staged(&d.path().join("c.pem"), &d.path().join("k.pem")).unwrap());
+        assert_eq!(served_cn(d.path()).as_deref(), Some("old.example.net"));
+        assert!(!d.path().join("k.pem.next").exists());
+
+        // Nothing staged: nothing to do.
+        assert!(!recover_staged(&d.path().join("c.pem"), &d.path().join("k.pem")).unwrap());
     }
 
     #[test]

@@ -101,6 +101,15 @@ fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> io::Re
     fs::rename(tmp, path)
 }
 
+/// Renames `from` to `to` and makes the new directory entry durable.
+pub fn rename_synced(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     // The rename is only durable once the directory entry itself is on disk.
     File::open(dir)?.sync_all()
