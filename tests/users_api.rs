@@ -119,6 +119,11 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
             "password",
         ),
         (
+            json!({"name": "ops/carol", "role": "viewer", "password": "carol-password-123"}),
+            422,
+            "'/'",
+        ),
+        (
             json!({"name": "carol", "role": "janitor", "password": "carol-password-123"}),
             422,
             "janitor",

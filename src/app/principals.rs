@@ -34,6 +34,10 @@ pub async fn add_user(
 ) -> AppResult<User> {
     require(who, Permission::Administer, None)?;
     let name = UserName::parse(name)?;
+    // The REST API addresses a user as one path segment (`/api/v1/users/{name}/...`).
+    if name.as_str().contains('/') {
+        return Err(AppError::Invalid("user name must not contain '/'".into()));
+    }
     check_password_strength(password).map_err(AppError::Invalid)?;
     if role == Role::AccountAdmin && accounts.is_empty() {
         return Err(AppError::Invalid(
