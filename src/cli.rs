@@ -410,7 +410,8 @@ pub enum TokenCmd {
     Revoke {
         #[arg(long)]
         account: String,
-        #[arg(required = true)]
+        /// Tokens made by older builds may start with '-'; they are taken as tokens
+        #[arg(required = true, allow_hyphen_values = true)]
         tokens: Vec<String>,
     },
 }

@@ -626,3 +626,18 @@ async fn long_commands_draw_progress_only_on_a_terminal() {
         "a terminal sees the bar with its total: {seen:?}"
     );
 }
+
+/// A token that starts with '-' (older builds could make one) is taken as a token, not as
+/// an unknown option: the answer is that no such token exists.
+#[test]
+fn a_token_starting_with_a_hyphen_is_a_token_to_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_account(dir.path(), ACC, VA);
+    let (success, _, err) = cli(
+        dir.path(),
+        &["token", "revoke", "--account", ACC, "-jjHuMx1cS8bbTYa75Kt"],
+    );
+    assert!(!success);
+    assert!(!err.contains("unexpected argument"), "{err}");
+    assert!(err.to_lowercase().contains("token"), "{err}");
+}
