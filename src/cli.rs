@@ -581,18 +581,6 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Names of the accounts the caller can read, by id, for showing scopes.
-async fn account_names(
-    ctx: &Ctx,
-    me: &crate::domain::roles::Principal,
-) -> Result<std::collections::HashMap<i64, String>> {
-    Ok(app::accounts::list_accounts(ctx, me)
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.name))
-        .collect())
-}
-
 fn csv_field(s: &str) -> String {
     crate::ops::csv::cell(s)
 }
@@ -939,7 +927,7 @@ pub async fn run_command(
         }
         Command::User(UserCmd::List { format }) => {
             let users = app::principals::list_users(ctx, &me).await?;
-            let names = account_names(ctx, &me).await?;
+            let names = app::accounts::names_by_id(ctx, &me).await?;
             match format {
                 Format::Json => {
                     let items: Vec<_> = users
@@ -1003,7 +991,7 @@ pub async fn run_command(
         }
         Command::ApiClient(ApiClientCmd::List { format }) => {
             let clients = app::principals::list_api_clients(ctx, &me).await?;
-            let names = account_names(ctx, &me).await?;
+            let names = app::accounts::names_by_id(ctx, &me).await?;
             match format {
                 Format::Json => {
                     let items: Vec<_> = clients

@@ -28,7 +28,7 @@ impl AppState {
     /// What the alert checks read besides the database, with the sync schedule in force.
     pub fn alert_sources(&self) -> crate::app::alerts::Sources {
         let mut sources = crate::app::alerts::Sources::from_config(&self.config);
-        sources.schedule = Some(self.sync_schedule.current().schedule.schedule().clone());
+        sources.schedule = Some(self.sync_schedule.cron());
         sources
     }
 }

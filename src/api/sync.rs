@@ -37,14 +37,11 @@ pub async fn answer(state: web::Data<AppState>, body: web::Bytes) -> HttpRespons
     }
 }
 
-fn schedule(state: &AppState) -> Option<cron::Schedule> {
-    Some(state.sync_schedule.current().schedule.schedule().clone())
-}
-
 pub async fn status(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     require(&caller.0, Permission::Read, None)?;
-    let mut s = app_sync::status(&state.ctx, schedule(&state)).await?;
-    let next = schedule(&state).and_then(|sch| sch.after(&state.ctx.clock.now()).next());
+    let schedule = state.sync_schedule.cron();
+    let next = schedule.after(&state.ctx.clock.now()).next();
+    let mut s = app_sync::status(&state.ctx, Some(schedule)).await?;
     if !s.configured {
         s.alerts.clear();
     }

@@ -4,7 +4,7 @@
 use super::auth::Caller;
 use super::error::ApiResult;
 use crate::app::{accounts, principals};
-use crate::domain::roles::{Principal, Role};
+use crate::domain::roles::Role;
 use crate::server::AppState;
 use crate::storage::principals::{ApiClient, User};
 use actix_web::{web, HttpResponse};
@@ -12,15 +12,6 @@ use chrono::SecondsFormat;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-
-/// Account id to name, for showing a principal's scope by the names operators use.
-async fn account_names(state: &AppState, who: &Principal) -> ApiResult<HashMap<i64, String>> {
-    Ok(accounts::list_accounts(&state.ctx, who)
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.name))
-        .collect())
-}
 
 /// Account names of a scope; an id no longer readable shows as `#id`.
 pub fn scope(ids: &[i64], names: &HashMap<i64, String>) -> Vec<String> {
@@ -53,7 +44,7 @@ pub fn client_json(k: &ApiClient, names: &HashMap<i64, String>) -> Value {
 
 pub async fn list_users(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let users = principals::list_users(&state.ctx, &caller.0).await?;
-    let names = account_names(&state, &caller.0).await?;
+    let names = accounts::names_by_id(&state.ctx, &caller.0).await?;
     let items: Vec<Value> = users.iter().map(|u| user_json(u, &names)).collect();
     Ok(HttpResponse::Ok()
         .json(json!({"status": "SUCCESS", "users": items, "totalRecords": items.len()})))
@@ -87,7 +78,7 @@ pub async fn create_user(
     };
     let u =
         principals::add_user(&state.ctx, &caller.0, &b.name, role, &password, b.accounts).await?;
-    let names = account_names(&state, &caller.0).await?;
+    let names = accounts::names_by_id(&state.ctx, &caller.0).await?;
     let mut answer = json!({"status": "SUCCESS", "user": user_json(&u, &names)});
     if generated {
         answer["password"] = json!(password);
@@ -102,7 +93,7 @@ async fn set_disabled(
     disabled: bool,
 ) -> ApiResult<HttpResponse> {
     let u = principals::set_user_disabled(&state.ctx, &caller.0, &name, disabled).await?;
-    let names = account_names(&state, &caller.0).await?;
+    let names = accounts::names_by_id(&state.ctx, &caller.0).await?;
     Ok(HttpResponse::Ok().json(json!({"status": "SUCCESS", "user": user_json(&u, &names)})))
 }
 
@@ -133,7 +124,7 @@ pub async fn delete_user(
 
 pub async fn list_clients(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let clients = principals::list_api_clients(&state.ctx, &caller.0).await?;
-    let names = account_names(&state, &caller.0).await?;
+    let names = accounts::names_by_id(&state.ctx, &caller.0).await?;
     let items: Vec<Value> = clients.iter().map(|k| client_json(k, &names)).collect();
     Ok(HttpResponse::Ok()
         .json(json!({"status": "SUCCESS", "apiClients": items, "totalRecords": items.len()})))
@@ -157,7 +148,7 @@ pub async fn create_client(
     let role = Role::parse(&b.role)?;
     let created =
         principals::create_api_client(&state.ctx, &caller.0, &b.name, role, b.accounts).await?;
-    let names = account_names(&state, &caller.0).await?;
+    let names = accounts::names_by_id(&state.ctx, &caller.0).await?;
     Ok(HttpResponse::Created().json(json!({
         "status": "SUCCESS",
         "apiClient": client_json(&created.client, &names),

@@ -125,6 +125,18 @@ pub async fn list_accounts(ctx: &Ctx, who: &Principal) -> AppResult<Vec<Account>
         .await
 }
 
+/// Names of the accounts `who` may read, by id: for showing a user's or client's scope.
+pub async fn names_by_id(
+    ctx: &Ctx,
+    who: &Principal,
+) -> AppResult<std::collections::HashMap<i64, String>> {
+    Ok(list_accounts(ctx, who)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect())
+}
+
 pub async fn list_vas(ctx: &Ctx, who: &Principal, account: &str) -> AppResult<Vec<VirtualAccount>> {
     let who = who.clone();
     let account = account.to_string();

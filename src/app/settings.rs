@@ -65,6 +65,11 @@ impl LiveSchedule {
         self.tx.borrow().clone()
     }
 
+    /// The cron schedule in force now.
+    pub fn cron(&self) -> cron::Schedule {
+        self.tx.borrow().schedule.schedule().clone()
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<ActiveSchedule> {
         self.tx.subscribe()
     }

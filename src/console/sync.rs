@@ -46,10 +46,6 @@ struct Outcome {
     text: String,
 }
 
-fn schedule(state: &AppState) -> Option<cron::Schedule> {
-    Some(state.sync_schedule.current().schedule.schedule().clone())
-}
-
 fn at(t: Option<&str>) -> String {
     t.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| when(t.with_timezone(&Utc)))
@@ -88,8 +84,9 @@ async fn satellite_page(
 ) -> ConsoleResult<HttpResponse> {
     let who = s.principal();
     require(who, Permission::Read, None)?;
-    let st: SyncStatus = app_sync::status(&state.ctx, schedule(state)).await?;
-    let next = schedule(state).and_then(|sch| sch.after(&state.ctx.clock.now()).next());
+    let schedule = state.sync_schedule.cron();
+    let next = schedule.after(&state.ctx.clock.now()).next();
+    let st: SyncStatus = app_sync::status(&state.ctx, Some(schedule)).await?;
     let admin = is_admin(who);
     let body = html! {
         @if !st.alerts.is_empty() {

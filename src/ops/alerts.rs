@@ -183,7 +183,7 @@ pub fn start(
                 _ = trigger.0.notified() => {}
             }
             // The schedule in force, which the settings page may have changed.
-            sources.schedule = Some(live.current().schedule.schedule().clone());
+            sources.schedule = Some(live.cron());
             check_once(&ctx, &sources, socket.as_deref(), &mut state).await;
         }
     });
