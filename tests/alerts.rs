@@ -212,16 +212,7 @@ async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>, what: &str) -> T {
 }
 
 async fn post(s: &Server, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .client()
-        .post(s.console_url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("API request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    api_call(s, Some(token), path, Some(body)).await
 }
 
 async fn get(s: &Server, token: &str, path: &str) -> Value {

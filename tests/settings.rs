@@ -50,26 +50,13 @@ fn generate(cn: &str, from: i64, until: i64) -> Generated {
 }
 
 async fn post(s: &Server, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = s
-        .client()
-        .post(s.console_url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
+    let (st, v) = api_call(s, Some(token), path, Some(body)).await;
+    (StatusCode::from_u16(st).unwrap(), v)
 }
 
 async fn get(s: &Server, token: &str, path: &str) -> (StatusCode, Value) {
-    let r = s
-        .client()
-        .get(s.console_url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
+    let (st, v) = api_call(s, Some(token), path, None).await;
+    (StatusCode::from_u16(st).unwrap(), v)
 }
 
 fn audit_rows(data: &Path, action: &str) -> Vec<String> {

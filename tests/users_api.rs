@@ -32,22 +32,6 @@ async fn oauth(s: &Server, id: &str, secret: &str) -> Result<String, u16> {
     Ok(v["access_token"].as_str().unwrap().to_string())
 }
 
-/// (status, body) of an API call; POST when a body is given.
-async fn call(s: &Server, bearer: Option<&str>, path: &str, body: Option<Value>) -> (u16, Value) {
-    let c = s.client();
-    let url = s.console_url(path);
-    let mut req = match body {
-        Some(b) => c.post(url).json(&b),
-        None => c.get(url),
-    };
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 fn audited(s: &Server, action: &str, target: &str) -> i64 {
     rusqlite::Connection::open(s.data.join("satellite.db"))
         .unwrap()
@@ -76,7 +60,7 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
     let admin = bearer_scoped(&s, "root-client", "system-admin", &[]).await;
     let c = raw_client(&s);
 
-    let (st, v) = call(
+    let (st, v) = api_call(
         &s,
         Some(&admin),
         "/api/v1/users",
@@ -91,7 +75,7 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
     );
 
     // Without a password one is generated, returned once, and works.
-    let (st, v) = call(
+    let (st, v) = api_call(
         &s,
         Some(&admin),
         "/api/v1/users",
@@ -144,13 +128,13 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
             "pasword",
         ),
     ] {
-        let (st, v) = call(&s, Some(&admin), "/api/v1/users", Some(body.clone())).await;
+        let (st, v) = api_call(&s, Some(&admin), "/api/v1/users", Some(body.clone())).await;
         assert_eq!(st, status, "{body} -> {v}");
         let msg = v["statusMessage"].as_str().unwrap_or_default();
         assert!(msg.contains(words), "{body}: {msg}");
     }
 
-    let (st, list) = call(&s, Some(&admin), "/api/v1/users", None).await;
+    let (st, list) = api_call(&s, Some(&admin), "/api/v1/users", None).await;
     assert_eq!(st, 200);
     assert_eq!(names(&list), ["admin", "alice", "bob"]);
     assert_eq!(list["totalRecords"], 3);
@@ -165,7 +149,7 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
         .await
         .expect("login");
     assert_eq!(page(&s, &c, &alice, "/").await.0, 200);
-    let (st, v) = call(
+    let (st, v) = api_call(
         &s,
         Some(&admin),
         "/api/v1/users/alice/disable",
@@ -190,7 +174,7 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
     assert!(login(&s, &c, "alice", "alice-password-123").await.is_none());
     assert!(ok(&s.data, &["user", "list"]).contains("alice\toperator\tdisabled"));
 
-    let (st, v) = call(
+    let (st, v) = api_call(
         &s,
         Some(&admin),
         "/api/v1/users/alice/enable",
@@ -201,7 +185,7 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
     assert_eq!(v["user"]["disabled"], false);
     assert!(login(&s, &c, "alice", "alice-password-123").await.is_some());
 
-    let (st, v) = call(
+    let (st, v) = api_call(
         &s,
         Some(&admin),
         "/api/v1/users/alice/delete",
@@ -210,9 +194,9 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
     .await;
     assert_eq!(st, 200, "{v}");
     assert!(login(&s, &c, "alice", "alice-password-123").await.is_none());
-    let (_, list) = call(&s, Some(&admin), "/api/v1/users", None).await;
+    let (_, list) = api_call(&s, Some(&admin), "/api/v1/users", None).await;
     assert_eq!(names(&list), ["admin", "bob"]);
-    let (st, _) = call(
+    let (st, _) = api_call(
         &s,
         Some(&admin),
         "/api/v1/users/alice/delete",
@@ -220,7 +204,7 @@ async fn a_system_admin_adds_disables_enables_and_deletes_users_over_the_api() {
     )
     .await;
     assert_eq!(st, 404);
-    let (st, _) = call(
+    let (st, _) = api_call(
         &s,
         Some(&admin),
         "/api/v1/users/nobody/disable",
@@ -242,7 +226,7 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
     let s = Server::start(dir.path());
     let admin = bearer_scoped(&s, "root-client", "system-admin", &[]).await;
 
-    let (st, v) = call(
+    let (st, v) = api_call(
         &s,
         Some(&admin),
         "/api/v1/api-clients",
@@ -258,11 +242,11 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
     let inventory = oauth(&s, &id, &secret)
         .await
         .expect("the new client signs in");
-    let (st, accounts) = call(&s, Some(&inventory), "/api/v1/accounts", None).await;
+    let (st, accounts) = api_call(&s, Some(&inventory), "/api/v1/accounts", None).await;
     assert_eq!(st, 200);
     assert_eq!(accounts["accounts"][0]["accountName"], ACC);
     // A viewer client cannot make clients of its own.
-    let (st, _) = call(
+    let (st, _) = api_call(
         &s,
         Some(&inventory),
         "/api/v1/api-clients",
@@ -271,7 +255,7 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
     .await;
     assert_eq!(st, 403);
 
-    let (st, list) = call(&s, Some(&admin), "/api/v1/api-clients", None).await;
+    let (st, list) = api_call(&s, Some(&admin), "/api/v1/api-clients", None).await;
     assert_eq!(st, 200);
     let listed: Vec<&str> = list["apiClients"]
         .as_array()
@@ -286,7 +270,7 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
         "secrets are never listed"
     );
 
-    let (st, v) = call(
+    let (st, v) = api_call(
         &s,
         Some(&admin),
         &format!("/api/v1/api-clients/{id}/revoke"),
@@ -294,10 +278,10 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    let (st, _) = call(&s, Some(&inventory), "/api/v1/accounts", None).await;
+    let (st, _) = api_call(&s, Some(&inventory), "/api/v1/accounts", None).await;
     assert_eq!(st, 401, "a revoked client's token stops at once");
     assert_eq!(oauth(&s, &id, &secret).await, Err(401));
-    let (st, _) = call(
+    let (st, _) = api_call(
         &s,
         Some(&admin),
         &format!("/api/v1/api-clients/{id}/revoke"),
@@ -305,7 +289,7 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
     )
     .await;
     assert_eq!(st, 404, "already revoked");
-    let (_, list) = call(&s, Some(&admin), "/api/v1/api-clients", None).await;
+    let (_, list) = api_call(&s, Some(&admin), "/api/v1/api-clients", None).await;
     let row = list["apiClients"]
         .as_array()
         .unwrap()
@@ -316,7 +300,7 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
     assert_eq!(row["revoked"], true);
 
     // The CLI revokes too.
-    let (st, v) = call(
+    let (st, v) = api_call(
         &s,
         Some(&admin),
         "/api/v1/api-clients",
@@ -329,7 +313,10 @@ async fn api_clients_are_created_with_a_one_time_secret_and_revoked_over_the_api
         .await
         .unwrap();
     assert!(ok(&s.data, &["api-client", "revoke", &id2]).contains("revoked"));
-    assert_eq!(call(&s, Some(&t2), "/api/v1/accounts", None).await.0, 401);
+    assert_eq!(
+        api_call(&s, Some(&t2), "/api/v1/accounts", None).await.0,
+        401
+    );
     let (okay, _, err) = cli(&s.data, &["api-client", "revoke", &id2]);
     assert!(!okay && err.contains("no active API client"), "{err}");
 
@@ -384,10 +371,10 @@ async fn only_system_admins_reach_the_user_and_client_routes() {
     ];
     for (path, body) in &routes {
         for (role, t) in &tokens {
-            let (st, v) = call(&s, Some(t), path, body.clone()).await;
+            let (st, v) = api_call(&s, Some(t), path, body.clone()).await;
             assert_eq!(st, 403, "{role} {path}: {v}");
         }
-        let (st, _) = call(&s, None, path, body.clone()).await;
+        let (st, _) = api_call(&s, None, path, body.clone()).await;
         assert_eq!(st, 401, "no credentials {path}");
     }
     // Nothing changed.
@@ -409,7 +396,7 @@ async fn the_last_enabled_admin_stays_and_nobody_disables_or_deletes_themself() 
 
     // "admin" is the only system-admin user: neither disabled nor deleted.
     for action in ["disable", "delete"] {
-        let (st, v) = call(
+        let (st, v) = api_call(
             &s,
             Some(&root),
             &format!("/api/v1/users/admin/{action}"),
@@ -532,7 +519,7 @@ async fn the_last_enabled_admin_stays_and_nobody_disables_or_deletes_themself() 
     assert!(ok(&s.data, &["user", "list"]).contains("helper"));
 
     // With a second admin, one may go; then the other is the last again.
-    let (st, _) = call(
+    let (st, _) = api_call(
         &s,
         Some(&root),
         "/api/v1/users/second/disable",
@@ -540,7 +527,7 @@ async fn the_last_enabled_admin_stays_and_nobody_disables_or_deletes_themself() 
     )
     .await;
     assert_eq!(st, 200);
-    let (st, _) = call(
+    let (st, _) = api_call(
         &s,
         Some(&root),
         "/api/v1/users/admin/delete",

@@ -296,6 +296,28 @@ pub async fn device_call(server: &Server, body: String) -> satellite::simulate::
     satellite::simulate::client::read_reply(&bytes).expect("a signed Call Home answer")
 }
 
+/// An API call, with a bearer token when given, POST when a body is given; returns the
+/// status and the JSON body (every API answer is JSON, errors included).
+pub async fn api_call(
+    server: &Server,
+    bearer: Option<&str>,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let c = server.client();
+    let url = server.console_url(path);
+    let mut req = match body {
+        Some(b) => c.post(url).json(&b),
+        None => c.get(url),
+    };
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.expect("API request");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("JSON answer"))
+}
+
 /// An API call with a bearer token; returns the JSON body whatever the status.
 pub async fn api_json(
     server: &Server,
@@ -303,17 +325,5 @@ pub async fn api_json(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> serde_json::Value {
-    let c = server.client();
-    let url = server.console_url(path);
-    let req = match body {
-        Some(b) => c.post(url).json(&b),
-        None => c.get(url),
-    };
-    req.bearer_auth(bearer)
-        .send()
-        .await
-        .expect("API request")
-        .json()
-        .await
-        .expect("JSON answer")
+    api_call(server, Some(bearer), path, body).await.1
 }
